@@ -1,0 +1,99 @@
+package match
+
+import (
+	"fmt"
+	"strings"
+)
+
+// PathGlob is a compiled path pattern. The zero value matches nothing.
+type PathGlob struct {
+	src  string
+	segs []string // "**" is the any-depth wildcard; others may hold "*"
+}
+
+// ParsePathGlob compiles a path pattern such as "/v1/**" or
+// "/repos/*/issues". The pattern must be in normalised form (see
+// NormalizePath) so that what is written is what is matched; a segment
+// may contain "*" (any run within the segment) or be exactly "**" (zero or
+// more segments). "**" mixed with other characters in one segment is
+// refused.
+func ParsePathGlob(pattern string) (PathGlob, error) {
+	if pattern == "" || pattern[0] != '/' {
+		return PathGlob{}, fmt.Errorf("%w: pattern %q must start with \"/\"", ErrPath, pattern)
+	}
+	norm, err := NormalizePath(pattern)
+	if err != nil {
+		return PathGlob{}, fmt.Errorf("pattern %q: %w", pattern, err)
+	}
+	if norm != pattern {
+		return PathGlob{}, fmt.Errorf("%w: pattern %q is not in normalised form; write %q", ErrPath, pattern, norm)
+	}
+	segs := strings.Split(pattern[1:], "/")
+	for _, s := range segs {
+		if strings.Contains(s, "**") && s != "**" {
+			return PathGlob{}, fmt.Errorf("%w: pattern %q: \"**\" must be a whole segment", ErrPath, pattern)
+		}
+	}
+	return PathGlob{src: pattern, segs: segs}, nil
+}
+
+// String returns the pattern as written.
+func (g PathGlob) String() string { return g.src }
+
+// Match reports whether the normalised path p matches the pattern.
+func (g PathGlob) Match(p string) bool {
+	if g.segs == nil || p == "" || p[0] != '/' {
+		return false
+	}
+	return matchSegs(g.segs, strings.Split(p[1:], "/"))
+}
+
+func matchSegs(pat, path []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			rest := pat[1:]
+			if len(rest) == 0 {
+				return true
+			}
+			for i := 0; i <= len(path); i++ {
+				if matchSegs(rest, path[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(path) == 0 || !matchSegment(pat[0], path[0]) {
+			return false
+		}
+		pat, path = pat[1:], path[1:]
+	}
+	return len(path) == 0
+}
+
+// matchSegment matches one segment against a pattern in which "*" stands
+// for any run of characters. It is linear in practice: the classic
+// greedy-with-backtrack-to-last-star algorithm.
+func matchSegment(pat, s string) bool {
+	px, sx := 0, 0
+	starP, starS := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(pat) && pat[px] == '*':
+			starP, starS = px, sx
+			px++
+		case px < len(pat) && pat[px] == s[sx]:
+			px++
+			sx++
+		case starP >= 0:
+			px = starP + 1
+			starS++
+			sx = starS
+		default:
+			return false
+		}
+	}
+	for px < len(pat) && pat[px] == '*' {
+		px++
+	}
+	return px == len(pat)
+}
