@@ -1,0 +1,148 @@
+package sealing
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+)
+
+// maxKeyFile bounds the size of a key file read into memory.
+const maxKeyFile = 1 << 20
+
+// KeyRing holds the private keys a proxy can open secrets with, indexed by
+// key id. Several keys allow rotation: seal new secrets to the new key
+// while old blobs still open with the old one.
+type KeyRing struct {
+	keys []*PrivateKey
+}
+
+// NewKeyRing returns a ring of the given keys. Duplicate keys are an error.
+func NewKeyRing(keys ...*PrivateKey) (*KeyRing, error) {
+	r := &KeyRing{}
+	for _, k := range keys {
+		if r.lookup(k.pub.ID()) != nil {
+			return nil, fmt.Errorf("%w: key %s appears twice", ErrKey, k.pub.ID())
+		}
+		r.keys = append(r.keys, k)
+	}
+	if len(r.keys) == 0 {
+		return nil, fmt.Errorf("%w: no private keys", ErrKey)
+	}
+	return r, nil
+}
+
+// PublicKeys returns the public keys of the ring in file order.
+func (r *KeyRing) PublicKeys() []PublicKey {
+	out := make([]PublicKey, len(r.keys))
+	for i, k := range r.keys {
+		out[i] = k.pub
+	}
+	return out
+}
+
+func (r *KeyRing) lookup(id KeyID) *PrivateKey {
+	for _, k := range r.keys {
+		if k.pub.ID() == id {
+			return k
+		}
+	}
+	return nil
+}
+
+// ParseKeyFile parses key file content: one private key per line; blank
+// lines and lines starting with "#" are comments. name is used in errors,
+// which carry "name:line" and never the line's content.
+func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("%s: %w: key file larger than %d bytes", name, ErrKey, maxKeyFile)
+	}
+	var keys []*PrivateKey
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxKeyFile)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := ParsePrivateKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+		keys = append(keys, k)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrKey, err)
+	}
+	r, err := NewKeyRing(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+// LoadKeyFile reads and parses the key file at path. If the file can be
+// read by group or others, warn is called with a message saying so (the
+// file is still loaded); warn may be nil.
+func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrKey)
+	}
+	if st.Size() > maxKeyFile {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrKey, maxKeyFile)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && warn != nil {
+		warn(fmt.Sprintf("key file %s is accessible by group or others (mode %04o); run: chmod 600 %s", path, perm, path))
+	}
+	data := make([]byte, st.Size())
+	if n, err := f.ReadAt(data, 0); n != len(data) {
+		return nil, fmt.Errorf("%s: %w: reading: %v", path, ErrKey, err)
+	}
+	return ParseKeyFile(path, data)
+}
+
+// KeyFileText returns the text of a new key file holding k, with comments
+// that record its creation time, public key and key id.
+func KeyFileText(k *PrivateKey, created time.Time) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# created: %s\n", created.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "# public key: %s\n", k.pub)
+	fmt.Fprintf(&b, "# key id: %s\n", k.pub.ID())
+	b.WriteString(k.Reveal())
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+// WriteKeyFile creates path exclusively (it must not exist) with mode 0600
+// and writes a key file for k. On any failure the file is removed.
+func WriteKeyFile(path string, k *PrivateKey, created time.Time) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if os.IsExist(err) {
+			return fmt.Errorf("%s already exists; refusing to overwrite a key file: %w", path, fs.ErrExist)
+		}
+		return err
+	}
+	_, werr := f.Write(KeyFileText(k, created))
+	serr := f.Sync()
+	cerr := f.Close()
+	for _, e := range []error{werr, serr, cerr} {
+		if e != nil {
+			os.Remove(path)
+			return fmt.Errorf("writing %s: %w", path, e)
+		}
+	}
+	return nil
+}
