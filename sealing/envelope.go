@@ -44,7 +44,7 @@ func ParseEnvelope(token string) (Envelope, error) {
 	}
 	idText, ct, ok := strings.Cut(rest, ".")
 	if !ok {
-		return Envelope{}, fmt.Errorf("%w: missing key id", ErrMalformed)
+		return Envelope{}, fmt.Errorf("%w: expected <key id>.<ciphertext> after the prefix", ErrMalformed)
 	}
 	var env Envelope
 	env.Version = 1

@@ -34,8 +34,11 @@ type PublicKey struct {
 // cannot be compared with == (use Equal). The only way to get its text is
 // Reveal, whose callers write key files.
 type PrivateKey struct {
-	_   [0]func() // not comparable
-	k   [32]byte
+	_ [0]func() // not comparable
+	// k is behind a pointer so that reflection-based printing of a struct
+	// that embeds a PrivateKey in an unexported field shows an address,
+	// not key bytes.
+	k   *[32]byte
 	pub PublicKey
 }
 
@@ -53,14 +56,14 @@ func GenerateKey(rand io.Reader) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: generating key: %v", ErrKey, err)
 	}
-	return &PrivateKey{k: *priv, pub: PublicKey{k: *pub}}, nil
+	return &PrivateKey{k: priv, pub: PublicKey{k: *pub}}, nil
 }
 
 func newPrivateKey(b []byte) (*PrivateKey, error) {
 	if len(b) != 32 {
 		return nil, fmt.Errorf("%w: private key must be 32 bytes", ErrKey)
 	}
-	k := &PrivateKey{}
+	k := &PrivateKey{k: new([32]byte)}
 	copy(k.k[:], b)
 	pub, err := curve25519.X25519(k.k[:], curve25519.Basepoint)
 	if err != nil {
@@ -94,6 +97,9 @@ func ParsePrivateKey(s string) (*PrivateKey, error) {
 // It is the only path to the key material; use it only to write a key
 // file.
 func (k *PrivateKey) Reveal() string {
+	if k.k == nil {
+		return ""
+	}
 	s, err := bech32.Encode(privateHRP, k.k[:])
 	if err != nil {
 		panic("sealing: encoding a valid key failed: " + err.Error()) // unreachable: fixed valid HRP
@@ -106,31 +112,34 @@ func (k *PrivateKey) Public() PublicKey { return k.pub }
 
 // Equal reports whether k and o are the same key, in constant time.
 func (k *PrivateKey) Equal(o *PrivateKey) bool {
+	if k.k == nil || o.k == nil {
+		return k.k == o.k
+	}
 	return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1
 }
 
 // Format prints a redacted placeholder for every fmt verb.
-func (k *PrivateKey) Format(f fmt.State, _ rune) {
+func (k PrivateKey) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "sealing.PrivateKey{id=%s, REDACTED}", k.pub.ID())
 }
 
 // GoString returns a redacted placeholder.
-func (k *PrivateKey) GoString() string {
+func (k PrivateKey) GoString() string {
 	return fmt.Sprintf("sealing.PrivateKey{id=%s, REDACTED}", k.pub.ID())
 }
 
 // LogValue shows only the key id in structured logs.
-func (k *PrivateKey) LogValue() slog.Value {
+func (k PrivateKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("key_id", k.pub.ID().String()), slog.String("private_key", "REDACTED"))
 }
 
 // MarshalJSON always fails: private keys are never serialised implicitly.
-func (k *PrivateKey) MarshalJSON() ([]byte, error) {
+func (k PrivateKey) MarshalJSON() ([]byte, error) {
 	return nil, fmt.Errorf("%w: private keys cannot be encoded as JSON", ErrKey)
 }
 
 // MarshalText always fails: private keys are never serialised implicitly.
-func (k *PrivateKey) MarshalText() ([]byte, error) {
+func (k PrivateKey) MarshalText() ([]byte, error) {
 	return nil, fmt.Errorf("%w: private keys cannot be encoded as text", ErrKey)
 }
 

@@ -56,7 +56,7 @@ func (r *KeyRing) Open(token, name string) (*Secret, error) {
 	if k == nil {
 		return nil, fmt.Errorf("%s: %w %s (this key file holds %s)", label, ErrUnknownKey, env.KeyID, r.ids())
 	}
-	pt, ok := box.OpenAnonymous(nil, env.Ciphertext, &k.pub.k, &k.k)
+	pt, ok := box.OpenAnonymous(nil, env.Ciphertext, &k.pub.k, k.k)
 	if !ok {
 		return nil, fmt.Errorf("%s: %w with key %s: it was modified, truncated or forged", label, ErrDecrypt, env.KeyID)
 	}
@@ -75,7 +75,7 @@ func (r *KeyRing) Open(token, name string) (*Secret, error) {
 	if name != "" && c.b.Name != name {
 		return nil, fmt.Errorf("%s: %w: sealed with name %q", label, ErrBinding, c.b.Name)
 	}
-	return &Secret{c: c, value: value, keyID: env.KeyID}, nil
+	return &Secret{c: c, v: &hidden{value}, keyID: env.KeyID}, nil
 }
 
 func (r *KeyRing) ids() string {

@@ -20,11 +20,16 @@ const fingerprintLabel = "tokrun secret fingerprint v1\x00"
 // that must send the value uses HeaderValue or Reveal, whose names make
 // each use visible in review. A Secret is not comparable with ==.
 type Secret struct {
-	_     [0]func()
-	c     *compiled
-	value string
+	_ [0]func()
+	c *compiled
+	// v is behind a pointer so that reflection-based printing of a struct
+	// that holds a Secret in an unexported field shows an address, not
+	// the value.
+	v     *hidden
 	keyID KeyID
 }
+
+type hidden struct{ s string }
 
 // Name returns the sealed name.
 func (s *Secret) Name() string { return s.c.b.Name }
@@ -46,7 +51,7 @@ func (s *Secret) Binding() Binding {
 // it. Like any unkeyed hash it lets someone confirm a guess, so it says
 // nothing to hide for high-entropy API keys but is no protection for a
 // guessable password.
-func (s *Secret) Fingerprint() string { return Fingerprint(s.value) }
+func (s Secret) Fingerprint() string { return Fingerprint(s.v.s) }
 
 // Fingerprint returns the fingerprint of a value, as Secret.Fingerprint.
 func Fingerprint(value string) string {
@@ -66,34 +71,43 @@ func (s *Secret) Permits(host, method, path string, now time.Time) error {
 // value in place of "{}". The value and format were validated at seal and
 // open time, so the result holds no CR, LF or other control character.
 func (s *Secret) HeaderValue() string {
-	return strings.Replace(s.c.b.Format, "{}", s.value, 1)
+	return strings.Replace(s.c.b.Format, "{}", s.v.s, 1)
 }
 
 // Reveal returns the raw value, for response scrubbing.
-func (s *Secret) Reveal() string { return s.value }
+func (s *Secret) Reveal() string { return s.v.s }
 
-func (s *Secret) redacted() string {
+func (s Secret) redacted() string {
+	if s.c == nil || s.v == nil {
+		return "sealing.Secret{}"
+	}
 	return fmt.Sprintf("sealing.Secret{name=%s, %s, REDACTED}", s.c.b.Name, s.Fingerprint())
 }
 
 // String returns a redacted description.
-func (s *Secret) String() string { return s.redacted() }
+func (s Secret) String() string { return s.redacted() }
 
 // GoString returns a redacted description.
-func (s *Secret) GoString() string { return s.redacted() }
+func (s Secret) GoString() string { return s.redacted() }
 
 // Format prints a redacted description for every fmt verb.
-func (s *Secret) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.redacted()) }
+func (s Secret) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.redacted()) }
 
 // LogValue shows the name and fingerprint in structured logs.
-func (s *Secret) LogValue() slog.Value {
+func (s Secret) LogValue() slog.Value {
+	if s.c == nil || s.v == nil {
+		return slog.StringValue("sealing.Secret{}")
+	}
 	return slog.GroupValue(slog.String("name", s.c.b.Name), slog.String("fingerprint", s.Fingerprint()))
 }
 
 // MarshalJSON encodes the name and fingerprint, never the value.
-func (s *Secret) MarshalJSON() ([]byte, error) {
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s.c == nil || s.v == nil {
+		return []byte("null"), nil
+	}
 	return json.Marshal(map[string]string{"name": s.c.b.Name, "fingerprint": s.Fingerprint()})
 }
 
 // MarshalText returns the redacted description.
-func (s *Secret) MarshalText() ([]byte, error) { return []byte(s.redacted()), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.redacted()), nil }
