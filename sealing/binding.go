@@ -122,11 +122,19 @@ func compile(b Binding) (*compiled, error) {
 		c.paths = append(c.paths, g)
 		c.b.Paths = append(c.b.Paths, p)
 	}
-	if !b.NotAfter.IsZero() {
-		c.b.NotAfter = b.NotAfter.UTC().Truncate(time.Second)
-	}
-	if !b.SealedAt.IsZero() {
-		c.b.SealedAt = b.SealedAt.UTC().Truncate(time.Second)
+	for _, t := range []struct {
+		field string
+		in    time.Time
+		out   *time.Time
+	}{{"not_after", b.NotAfter, &c.b.NotAfter}, {"sealed_at", b.SealedAt, &c.b.SealedAt}} {
+		if t.in.IsZero() {
+			continue
+		}
+		u := t.in.UTC().Truncate(time.Second)
+		if u.Year() < 2000 || u.Year() > 9999 {
+			return nil, bad("%s: year %d is out of range", t.field, u.Year())
+		}
+		*t.out = u
 	}
 	return c, nil
 }

@@ -54,8 +54,10 @@ func ParseEnvelope(token string) (Envelope, error) {
 	if _, err := hex.Decode(env.KeyID[:], []byte(idText)); err != nil {
 		return Envelope{}, fmt.Errorf("%w: key id must be %d lowercase hex digits", ErrMalformed, 2*len(env.KeyID))
 	}
+	// The decoder skips CR and LF even in strict mode; a token has exactly
+	// one spelling, so check the alphabet first.
 	raw, err := b64.DecodeString(ct)
-	if err != nil {
+	if err != nil || strings.IndexFunc(ct, notBase64URL) >= 0 {
 		return Envelope{}, fmt.Errorf("%w: ciphertext is not unpadded base64url", ErrMalformed)
 	}
 	if len(raw) < box.AnonymousOverhead+minPayload {
@@ -68,4 +70,8 @@ func ParseEnvelope(token string) (Envelope, error) {
 // String returns the token form of the envelope.
 func (e Envelope) String() string {
 	return tokenPrefix + e.KeyID.String() + "." + b64.EncodeToString(e.Ciphertext)
+}
+
+func notBase64URL(r rune) bool {
+	return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 }

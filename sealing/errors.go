@@ -9,14 +9,14 @@ var (
 	// ErrKey reports key text or a key file that cannot be used.
 	ErrKey = errors.New("invalid key")
 	// ErrMalformed reports a sealed token that is not well formed.
-	ErrMalformed = errors.New("malformed sealed secret")
+	ErrMalformed = errors.New("malformed token")
 	// ErrTooLarge reports input over a size limit.
-	ErrTooLarge = errors.New("sealed secret too large")
+	ErrTooLarge = errors.New("too large")
 	// ErrUnknownKey reports a token sealed to a key the ring does not hold.
 	ErrUnknownKey = errors.New("sealed to an unknown key")
 	// ErrDecrypt reports a ciphertext that does not open with the matching
 	// key: it was modified, truncated or forged.
-	ErrDecrypt = errors.New("sealed secret does not decrypt")
+	ErrDecrypt = errors.New("does not decrypt")
 	// ErrPayload reports a decrypted payload that is not a valid version 1
 	// payload (unknown, missing or duplicate fields, bad types).
 	ErrPayload = errors.New("invalid sealed payload")

@@ -121,15 +121,15 @@ func TestEnvelopeErrors(t *testing.T) {
 	id := k.Public().ID().String()
 	body := tok[len("tokrun.sealed.v1.")+17:]
 	tests := []struct{ tok, want string }{
-		{"", `malformed sealed secret: missing "tokrun.sealed.v1." prefix`},
-		{"tokrun.sealed.v2." + id + "." + body, "malformed sealed secret: unsupported version"},
-		{"tokrun.sealed.v1." + strings.ToUpper(id) + "." + body, "malformed sealed secret: key id must be 16 lowercase hex digits"},
-		{"tokrun.sealed.v1." + id + body, "malformed sealed secret: expected <key id>.<ciphertext> after the prefix"},
-		{"tokrun.sealed.v1." + id + "0." + body, "malformed sealed secret: key id must be 16 lowercase hex digits"},
-		{"tokrun.sealed.v1." + id[:15] + "g." + body, "malformed sealed secret: key id must be 16 lowercase hex digits"},
-		{"tokrun.sealed.v1." + id + "." + body + "=", "malformed sealed secret: ciphertext is not unpadded base64url"},
-		{"tokrun.sealed.v1." + id + ".AAAA", "malformed sealed secret: ciphertext truncated (3 bytes)"},
-		{" " + tok, "malformed sealed secret: missing"},
+		{"", `malformed token: missing "tokrun.sealed.v1." prefix`},
+		{"tokrun.sealed.v2." + id + "." + body, "malformed token: unsupported version"},
+		{"tokrun.sealed.v1." + strings.ToUpper(id) + "." + body, "malformed token: key id must be 16 lowercase hex digits"},
+		{"tokrun.sealed.v1." + id + body, "malformed token: expected <key id>.<ciphertext> after the prefix"},
+		{"tokrun.sealed.v1." + id + "0." + body, "malformed token: key id must be 16 lowercase hex digits"},
+		{"tokrun.sealed.v1." + id[:15] + "g." + body, "malformed token: key id must be 16 lowercase hex digits"},
+		{"tokrun.sealed.v1." + id + "." + body + "=", "malformed token: ciphertext is not unpadded base64url"},
+		{"tokrun.sealed.v1." + id + ".AAAA", "malformed token: ciphertext truncated (3 bytes)"},
+		{" " + tok, "malformed token: missing"},
 	}
 	for _, tt := range tests {
 		_, err := ParseEnvelope(tt.tok)
@@ -165,7 +165,7 @@ func TestPayloadStrictness(t *testing.T) {
 		{`{"v":1,` + good + `,"sealed_at":"yesterday"}`, `duplicate field "sealed_at"`},
 		{`{"v":1,` + strings.Replace(good, `2026-01-01T00:00:00Z`, `yesterday`, 1) + `}`, `field "sealed_at": wrong type or format`},
 		{`{"v":1,` + good + `,"paths":["/v1/../x"]}`, `invalid binding: paths[0]:`},
-		{`{"v":1,` + good + strings.Repeat(" ", maxPayload) + `}`, `sealed secret too large`},
+		{`{"v":1,` + good + strings.Repeat(" ", maxPayload) + `}`, `too large`},
 	}
 	for _, tt := range tests {
 		_, err := ring.Open(sealRaw(t, rnd, k.Public(), tt.payload), "")
