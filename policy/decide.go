@@ -1,0 +1,259 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokrun/tokrun/internal/match"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+// Reason is a machine-readable cause of a decision, from a small fixed set.
+type Reason string
+
+// The reasons a decision can carry.
+const (
+	Allowed          Reason = "allowed"
+	InvalidHost      Reason = "invalid_host"
+	InvalidPath      Reason = "invalid_path"
+	HostNotAllowed   Reason = "host_not_allowed"
+	SchemeNotAllowed Reason = "scheme_not_allowed"
+	PortNotAllowed   Reason = "port_not_allowed"
+	MethodNotAllowed Reason = "method_not_allowed"
+	PathNotAllowed   Reason = "path_not_allowed"
+	DeniedByRule     Reason = "denied_by_rule"
+	SecretNotBound   Reason = "secret_not_bound"
+	SecretExpired    Reason = "secret_expired"
+)
+
+// Reasons returns every reason, for example to initialise metrics.
+func Reasons() []Reason {
+	return []Reason{Allowed, InvalidHost, InvalidPath, HostNotAllowed, SchemeNotAllowed, PortNotAllowed,
+		MethodNotAllowed, PathNotAllowed, DeniedByRule, SecretNotBound, SecretExpired}
+}
+
+// Request holds the facts a decision is made on. Host and Path may be in
+// any form a client sent; Decide normalises them.
+type Request struct {
+	Scheme string // "https" or "http"
+	Host   string // without port; IPv6 with or without brackets
+	Port   int    // 0 means the scheme's default port
+	Method string
+	Path   string // escaped path, without the query string
+}
+
+// Injection is a secret to inject into an allowed request.
+type Injection struct {
+	Name        string          `json:"secret"`
+	Header      string          `json:"header"`
+	Fingerprint string          `json:"fingerprint"`
+	Secret      *sealing.Secret `json:"-"`
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Allow  bool   `json:"allow"`
+	Reason Reason `json:"reason"`
+	// Rule is the allow rule that matched, or the deny rule that refused.
+	Rule string `json:"rule,omitempty"`
+	// Canonical request facts: what was decided on, and what must be
+	// dialled and injected.
+	Scheme string `json:"scheme"`
+	Host   string `json:"host"`
+	Port   int    `json:"port"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Inject lists the secrets to inject, in rule order.
+	Inject []Injection `json:"inject,omitempty"`
+	// AllowPrivate is set when the matched rule permits private
+	// destinations.
+	AllowPrivate bool `json:"unsafe_allow_private_network,omitempty"`
+	// Explanation says in a sentence why, and for a denial what rule would
+	// be needed. It holds public facts only.
+	Explanation string `json:"explanation"`
+}
+
+// Policy is a validated, immutable policy. It is safe for concurrent use.
+type Policy struct {
+	file        string
+	secrets     map[string]*Secret
+	secretOrder []string
+	rules       []*Rule
+	deny        []*Rule
+	allowIdx    hostIndex
+	denyIdx     hostIndex
+	warnings    []Problem
+	now         func() time.Time
+}
+
+// File returns the file the policy was loaded from.
+func (p *Policy) File() string { return p.file }
+
+// Rules returns the allow rules in file order.
+func (p *Policy) Rules() []*Rule { return slices.Clone(p.rules) }
+
+// DenyRules returns the deny rules in file order.
+func (p *Policy) DenyRules() []*Rule { return slices.Clone(p.deny) }
+
+// Secrets returns the declared secrets in file order.
+func (p *Policy) Secrets() []*Secret {
+	out := make([]*Secret, 0, len(p.secretOrder))
+	for _, n := range p.secretOrder {
+		out = append(out, p.secrets[n])
+	}
+	return out
+}
+
+// Warnings returns problems that do not stop the policy from loading,
+// such as expired secrets.
+func (p *Policy) Warnings() []Problem { return slices.Clone(p.warnings) }
+
+// hostIndex finds the rules whose host pattern can match a host without
+// scanning every rule: exact hosts by map, wildcards by each suffix of
+// the host.
+type hostIndex struct {
+	exact    map[string][]int
+	wildcard map[string][]int // key ".example.com"
+}
+
+func newHostIndex(rules []*Rule) hostIndex {
+	ix := hostIndex{exact: map[string][]int{}, wildcard: map[string][]int{}}
+	for i, r := range rules {
+		if r.host.Wildcard() {
+			k := strings.TrimPrefix(r.Host, "*")
+			ix.wildcard[k] = append(ix.wildcard[k], i)
+		} else {
+			ix.exact[r.Host] = append(ix.exact[r.Host], i)
+		}
+	}
+	return ix
+}
+
+// candidates returns, in file order, the indexes of rules whose host
+// pattern matches the canonical host h.
+func (ix hostIndex) candidates(h string, buf []int) []int {
+	out := append(buf[:0], ix.exact[h]...)
+	if !match.IsIP(h) {
+		for i := 1; i < len(h); i++ {
+			if h[i] == '.' {
+				out = append(out, ix.wildcard[h[i:]]...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p *Policy) buildIndex() {
+	p.allowIdx = newHostIndex(p.rules)
+	p.denyIdx = newHostIndex(p.deny)
+}
+
+// canonical is a request in normalised form.
+type canonical struct {
+	scheme, host, method, path string
+	port                       int
+}
+
+// Decide decides one request. It never fails: malformed requests are
+// denied with a reason.
+func (p *Policy) Decide(req Request) Decision {
+	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method, Path: req.Path}
+	deny := func(r Reason, format string, args ...any) Decision {
+		d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+		return d
+	}
+	if req.Scheme != "https" && req.Scheme != "http" {
+		return deny(SchemeNotAllowed, "scheme %q is never allowed; only https and http", req.Scheme)
+	}
+	if d.Port == 0 {
+		d.Port = defaultPort(req.Scheme)
+	}
+	host, err := match.NormalizeHost(req.Host)
+	if err != nil {
+		return deny(InvalidHost, "host %q is not a valid host name or IP address", req.Host)
+	}
+	d.Host = host
+	path, err := match.NormalizePath(req.Path)
+	if err != nil {
+		return deny(InvalidPath, "path is ambiguous or malformed (%v); send it without encoded slashes, backslashes or control characters", err)
+	}
+	d.Path = path
+	method, err := match.ParseMethod(req.Method)
+	if err != nil {
+		return deny(MethodNotAllowed, "method %q is never allowed; allowed methods are %s", req.Method, strings.Join(match.Methods(), ", "))
+	}
+	d.Method = method
+	c := canonical{scheme: req.Scheme, host: host, method: method, path: path, port: d.Port}
+
+	var buf [16]int
+	for _, i := range p.denyIdx.candidates(host, buf[:]) {
+		if r := p.deny[i]; r.check(&c) == stageMatched {
+			d.Rule = r.Name
+			return deny(DeniedByRule, "%s %s is refused by deny rule %s", method, target(&c), r.Name)
+		}
+	}
+	best, bestStage := (*Rule)(nil), stageHost
+	for _, i := range p.allowIdx.candidates(host, buf[:]) {
+		r := p.rules[i]
+		s := r.check(&c)
+		if s == stageMatched {
+			return p.allow(d, r, &c)
+		}
+		if best == nil || s > bestStage {
+			best, bestStage = r, s
+		}
+	}
+	if best == nil {
+		return deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+	}
+	d.Rule = ""
+	switch bestStage {
+	case stageScheme:
+		return deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+	case stagePort:
+		return deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+	case stageMethod:
+		return deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
+	default:
+		return deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
+	}
+}
+
+func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
+	d.Rule = r.Name
+	now := time.Now
+	if p.now != nil {
+		now = p.now
+	}
+	t := now()
+	for _, name := range r.Inject {
+		s := p.secrets[name]
+		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
+			d.Reason = SecretNotBound
+			if errors.Is(err, sealing.ErrExpired) {
+				d.Reason = SecretExpired
+			}
+			d.Inject = nil
+			d.Explanation = fmt.Sprintf("rule %s matches, but its secret cannot be sent: %v", r.Name, err)
+			return d
+		}
+		b := s.Sealed.Binding()
+		d.Inject = append(d.Inject, Injection{Name: name, Header: b.Header, Fingerprint: s.Sealed.Fingerprint(), Secret: s.Sealed})
+	}
+	d.Allow, d.Reason, d.AllowPrivate = true, Allowed, r.AllowPrivate
+	d.Explanation = fmt.Sprintf("%s %s is allowed by rule %s", c.method, target(c), r.Name)
+	return d
+}
+
+func target(c *canonical) string {
+	h := c.host
+	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+		h = "[" + h + "]"
+	}
+	return c.scheme + "://" + h + ":" + strconv.Itoa(c.port) + c.path
+}

@@ -1,0 +1,466 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokrun/tokrun/internal/match"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+// maxPolicySize bounds a policy file.
+const maxPolicySize = 4 << 20
+
+// Options configure loading. The zero value loads policies without
+// secrets.
+type Options struct {
+	// Keys opens the sealed secrets. A policy with secrets fails to load
+	// without it.
+	Keys *sealing.KeyRing
+	// Now is the clock for expiry checks. If nil, time.Now is used.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Secret is a sealed secret as the policy names it.
+type Secret struct {
+	// Name is the policy's name for the secret (equal to the sealed name).
+	Name string
+	// Env, if set, is the environment variable through which tokrun gives
+	// the sandbox a placeholder for this secret.
+	Env string
+	// Sealed is the opened secret. Its value never prints.
+	Sealed *sealing.Secret
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// reservedEnv are variables tokrun sets itself; a placeholder may not
+// replace them.
+var reservedEnv = []string{
+	"PATH", "HOME", "LANG", "TERM", "USER", "SHELL", "PWD",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+	"NODE_EXTRA_CA_CERTS", "NODE_USE_ENV_PROXY", "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE",
+	"LD_PRELOAD", "LD_LIBRARY_PATH",
+}
+
+// Load reads and validates the policy file at path. Relative sealed_file
+// paths are resolved against the policy file's directory. On error the
+// result is Errors listing every problem with file, line and field.
+func Load(path string, opts Options) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: errText(err)}}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, Errors{{File: path, Msg: errText(err)}}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, Errors{{File: path, Msg: "not a regular file"}}
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("policy file is writable by anyone (mode %04o); run: chmod o-w %s", st.Mode().Perm(), path)}}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
+	if err != nil {
+		return nil, Errors{{File: path, Msg: errText(err)}}
+	}
+	return Parse(path, data, opts)
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse validates policy text. name is the file name used in errors and
+// to resolve relative sealed_file paths.
+func Parse(name string, data []byte, opts Options) (*Policy, error) {
+	p := &parser{file: name}
+	if len(data) > maxPolicySize {
+		p.errorf(nil, "", "policy file larger than %d bytes", maxPolicySize)
+		return nil, p.problems
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.errorf(nil, "", "empty policy; it needs at least \"version: 1\"")
+		} else {
+			p.problems = append(p.problems, yamlProblem(name, err))
+		}
+		return nil, p.problems
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		p.errorf(&extra, "", "a policy file holds exactly one YAML document")
+		return nil, p.problems
+	}
+	b := &builder{parser: p, opts: opts, dir: filepath.Dir(name), pol: &Policy{file: name, secrets: map[string]*Secret{}, now: opts.Now}}
+	b.document(doc.Content[0])
+	if len(p.problems) > 0 {
+		slices.SortStableFunc(p.problems, func(a, b Problem) int { return a.Line - b.Line })
+		return nil, p.problems
+	}
+	b.pol.warnings = p.warnings
+	b.pol.buildIndex()
+	return b.pol, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlProblem turns a yaml syntax error into a Problem with a line.
+func yamlProblem(file string, err error) Problem {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line := 0
+		fmt.Sscan(m[1], &line)
+		return Problem{File: file, Line: line, Msg: "YAML syntax: " + m[2]}
+	}
+	return Problem{File: file, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+type builder struct {
+	*parser
+	opts Options
+	dir  string
+	pol  *Policy
+	// secretNodes remembers where each secret was declared.
+	secretNodes map[string]*yaml.Node
+}
+
+func (b *builder) document(n *yaml.Node) {
+	var version *yaml.Node
+	var rules, deny *yaml.Node
+	b.mapping(n, "", []field{
+		{"version", true, func(v *yaml.Node, path string) { version = v }},
+		{"secrets", false, func(v *yaml.Node, path string) { b.secrets(v, path) }},
+		{"rules", true, func(v *yaml.Node, path string) { rules = v }},
+		{"deny", false, func(v *yaml.Node, path string) { deny = v }},
+	})
+	if version != nil {
+		if v, ok := b.integer(version, "version"); ok && v != 1 {
+			b.errorf(version, "version", "unsupported version %d; this build reads version 1", v)
+		}
+	}
+	names := map[string]int{}
+	if rules != nil {
+		b.pol.rules = b.ruleList(rules, "rules", false, names)
+	}
+	if deny != nil {
+		b.pol.deny = b.ruleList(deny, "deny", true, names)
+	}
+}
+
+func (b *builder) secrets(n *yaml.Node, path string) {
+	if n.Kind != yaml.MappingNode {
+		b.errorf(n, path, "expected a mapping of secret names, found %s", kindName(n))
+		return
+	}
+	b.secretNodes = map[string]*yaml.Node{}
+	envs := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		name := k.Value
+		sp := join(path, name)
+		if !nameRE.MatchString(name) {
+			b.errorf(k, sp, "secret names may contain only letters, digits, '.', '_' and '-' (at most 64)")
+			continue
+		}
+		if b.secretNodes[name] != nil {
+			b.errorf(k, sp, "duplicate secret")
+			continue
+		}
+		b.secretNodes[name] = k
+		s := &Secret{Name: name}
+		var token string
+		var tokenNode *yaml.Node
+		var sources int
+		b.mapping(v, sp, []field{
+			{"sealed", false, func(v *yaml.Node, fp string) {
+				sources++
+				if t, ok := b.str(v, fp); ok {
+					token, tokenNode = strings.TrimSpace(t), v
+				}
+			}},
+			{"sealed_file", false, func(v *yaml.Node, fp string) {
+				sources++
+				if f, ok := b.str(v, fp); ok {
+					token, tokenNode = b.sealedFile(v, fp, f), v
+				}
+			}},
+			{"env", false, func(v *yaml.Node, fp string) {
+				e, ok := b.str(v, fp)
+				switch {
+				case !ok:
+				case !envRE.MatchString(e):
+					b.errorf(v, fp, "%q is not a valid environment variable name", e)
+				case slices.Contains(reservedEnv, strings.ToUpper(e)) || strings.HasPrefix(strings.ToUpper(e), "TOKRUN_"):
+					b.errorf(v, fp, "%s is set by tokrun itself; choose another name", e)
+				case envs[e] != "":
+					b.errorf(v, fp, "%s is already the placeholder of secret %q", e, envs[e])
+				default:
+					envs[e] = name
+					s.Env = e
+				}
+			}},
+		})
+		if v.Kind == yaml.MappingNode && sources != 1 {
+			b.errorf(v, sp, "exactly one of \"sealed\" or \"sealed_file\" is required")
+			continue
+		}
+		if tokenNode == nil || token == "" {
+			continue
+		}
+		if b.opts.Keys == nil {
+			b.errorf(tokenNode, sp, "cannot open sealed secrets without a key file (--key)")
+			continue
+		}
+		sec, err := b.opts.Keys.Open(token, name)
+		if err != nil {
+			b.errorf(tokenNode, sp, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("secret %q: ", name)))
+			continue
+		}
+		if na := sec.Binding().NotAfter; !na.IsZero() && b.opts.now().After(na) {
+			b.warnf(tokenNode, sp, "expired at %s; requests that need it will be denied", na.Format(time.RFC3339))
+		}
+		s.Sealed = sec
+		b.pol.secrets[name] = s
+		b.pol.secretOrder = append(b.pol.secretOrder, name)
+	}
+}
+
+// sealedFile reads a sealed token from a file next to the policy.
+func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(b.dir, file)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		b.errorf(n, path, "%s: %s", file, errText(err))
+		return ""
+	}
+	if !st.Mode().IsRegular() {
+		b.errorf(n, path, "%s: not a regular file", file)
+		return ""
+	}
+	if st.Mode().Perm()&0o002 != 0 {
+		b.errorf(n, path, "%s is writable by anyone (mode %04o), so anyone could swap the secret; run: chmod o-w %s", file, st.Mode().Perm(), file)
+		return ""
+	}
+	if st.Size() > sealing.MaxTokenSize+64 {
+		b.errorf(n, path, "%s: larger than a sealed token can be", file)
+		return ""
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		b.errorf(n, path, "%s: %s", file, errText(err))
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func (b *builder) ruleList(n *yaml.Node, path string, deny bool, names map[string]int) []*Rule {
+	if n.Kind != yaml.SequenceNode {
+		b.errorf(n, path, "expected a list of rules, found %s", kindName(n))
+		return nil
+	}
+	var out []*Rule
+	for i, rn := range n.Content {
+		if r := b.rule(rn, index(path, i), deny, names); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]int) *Rule {
+	r := &Rule{Line: n.Line}
+	before := len(b.problems)
+	var injectNode *yaml.Node
+	fields := []field{
+		{"name", true, func(v *yaml.Node, fp string) {
+			s, ok := b.str(v, fp)
+			switch {
+			case !ok:
+			case !nameRE.MatchString(s):
+				b.errorf(v, fp, "rule names may contain only letters, digits, '.', '_' and '-' (at most 64)")
+			case names[s] != 0:
+				b.errorf(v, fp, "duplicate rule name %q (first used on line %d)", s, names[s])
+			default:
+				names[s] = v.Line
+				r.Name = s
+			}
+		}},
+		{"host", true, func(v *yaml.Node, fp string) {
+			s, ok := b.str(v, fp)
+			if !ok {
+				return
+			}
+			h, err := match.ParseHostPattern(s)
+			if err != nil {
+				b.errorf(v, fp, "%v", err)
+				return
+			}
+			r.host, r.Host = h, h.String()
+		}},
+		{"port", false, func(v *yaml.Node, fp string) {
+			if p, ok := b.integer(v, fp); ok {
+				if p < 1 || p > 65535 {
+					b.errorf(v, fp, "port %d is out of range 1-65535", p)
+					return
+				}
+				r.Port = p
+			}
+		}},
+		{"scheme", false, func(v *yaml.Node, fp string) {
+			s, ok := b.str(v, fp)
+			if !ok {
+				return
+			}
+			if s != "https" && s != "http" {
+				b.errorf(v, fp, "unknown scheme %q; use https or http", s)
+				return
+			}
+			r.Scheme = s
+		}},
+		{"methods", false, func(v *yaml.Node, fp string) {
+			b.strList(v, fp, func(s string, n *yaml.Node, ep string) {
+				m, err := match.ParseMethod(s)
+				switch {
+				case err != nil:
+					b.errorf(n, ep, "%v", err)
+				case slices.Contains(r.Methods, m):
+					b.errorf(n, ep, "%s listed twice", m)
+				default:
+					r.Methods = append(r.Methods, m)
+				}
+			})
+		}},
+		{"paths", false, func(v *yaml.Node, fp string) {
+			b.strList(v, fp, func(s string, n *yaml.Node, ep string) {
+				g, err := match.ParsePathGlob(s)
+				if err != nil {
+					b.errorf(n, ep, "%v", err)
+					return
+				}
+				r.paths = append(r.paths, g)
+				r.Paths = append(r.Paths, g.String())
+			})
+		}},
+	}
+	if !deny {
+		fields = append(fields,
+			field{"inject", false, func(v *yaml.Node, fp string) {
+				injectNode = v
+				b.strList(v, fp, func(s string, n *yaml.Node, ep string) {
+					if slices.Contains(r.Inject, s) {
+						b.errorf(n, ep, "secret %q listed twice", s)
+						return
+					}
+					r.Inject = append(r.Inject, s)
+				})
+			}},
+			field{"unsafe_allow_private_network", false, func(v *yaml.Node, fp string) {
+				if on, ok := b.boolean(v, fp); ok {
+					r.AllowPrivate = on
+				}
+			}},
+		)
+	}
+	b.mapping(n, path, fields)
+	if len(b.problems) > before {
+		return nil
+	}
+	if !deny {
+		if r.Scheme == "" {
+			r.Scheme = "https"
+		}
+		if r.Port == 0 {
+			r.Port = defaultPort(r.Scheme)
+		}
+		b.checkInjections(r, path, injectNode)
+	}
+	if len(b.problems) > before {
+		return nil
+	}
+	return r
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "http" {
+		return 80
+	}
+	return 443
+}
+
+// checkInjections verifies that every injected secret exists and that
+// its sealed binding can ever agree with the rule.
+func (b *builder) checkInjections(r *Rule, path string, injectNode *yaml.Node) {
+	for i, name := range r.Inject {
+		n, ip := injectNode.Content[i], index(join(path, "inject"), i)
+		if b.secretNodes[name] == nil {
+			b.errorf(n, ip, "unknown secret %q%s", name, b.knownSecrets())
+			continue
+		}
+		s := b.pol.secrets[name]
+		if s == nil {
+			continue // the secret itself failed to load and was reported
+		}
+		if r.Scheme == "http" {
+			b.errorf(n, ip, "secret %q cannot be injected into plain http; the secret would cross the network in clear text", name)
+			continue
+		}
+		sb := s.Sealed.Binding()
+		overlaps := false
+		for _, h := range sb.Hosts {
+			if hp, err := match.ParseHostPattern(h); err == nil && hp.Overlaps(r.host) {
+				overlaps = true
+			}
+		}
+		if !overlaps {
+			b.errorf(n, ip, "secret %q is sealed for %s; rule host %s can never match it", name, strings.Join(sb.Hosts, ", "), r.Host)
+			continue
+		}
+		if len(r.Methods) > 0 && len(sb.Methods) > 0 && !slices.ContainsFunc(r.Methods, func(m string) bool { return slices.Contains(sb.Methods, m) }) {
+			b.errorf(n, ip, "secret %q is sealed for methods %s; rule methods %s never overlap", name, strings.Join(sb.Methods, ", "), strings.Join(r.Methods, ", "))
+		}
+	}
+}
+
+func (b *builder) knownSecrets() string {
+	if len(b.secretNodes) == 0 {
+		return " (the policy declares no secrets)"
+	}
+	var names []string
+	for n := range b.secretNodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return " (declared: " + joinNames(names) + ")"
+}

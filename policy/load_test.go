@@ -1,0 +1,182 @@
+package policy
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokrun/tokrun/sealing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden .err files in testdata/policy/bad")
+
+const policyDir = "../testdata/policy"
+
+var testNow = time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)
+
+func testKeys(t testing.TB) *sealing.KeyRing {
+	t.Helper()
+	r, err := sealing.LoadKeyFile("../testdata/sealing/key.txt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func testOptions(t testing.TB) Options {
+	return Options{Keys: testKeys(t), Now: func() time.Time { return testNow }}
+}
+
+func mustLoad(t testing.TB, path string) *Policy {
+	t.Helper()
+	p, err := Load(path, testOptions(t))
+	if err != nil {
+		t.Fatalf("Load(%s):\n%v", path, err)
+	}
+	return p
+}
+
+func TestGoodPolicies(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(policyDir, "good", "*.yaml"))
+	if len(paths) < 3 {
+		t.Fatalf("only %d good policies", len(paths))
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			p := mustLoad(t, path)
+			if len(p.Rules()) == 0 {
+				t.Fatal("no rules")
+			}
+		})
+	}
+}
+
+func TestFullPolicyShape(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	if got := len(p.Rules()); got != 6 {
+		t.Fatalf("%d rules", got)
+	}
+	r := p.Rules()[2]
+	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 21 {
+		t.Fatalf("rule %+v", r)
+	}
+	if r := p.Rules()[5]; r.Host != "[::1]" || r.Scheme != "http" || !r.AllowPrivate {
+		t.Fatalf("ipv6 rule %+v", r)
+	}
+	secrets := p.Secrets()
+	if len(secrets) != 2 || secrets[0].Name != "openai" || secrets[0].Env != "OPENAI_API_KEY" || secrets[1].Env != "EXAMPLE_API_KEY" {
+		t.Fatalf("secrets %v", secrets)
+	}
+	if d := p.DenyRules(); len(d) != 2 || d[0].Scheme != "" || d[0].Port != 0 {
+		t.Fatalf("deny rules %+v", d)
+	}
+	if len(p.Warnings()) != 0 {
+		t.Fatalf("warnings %v", p.Warnings())
+	}
+}
+
+func TestExpiredSecretWarns(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "expired.yaml"))
+	w := p.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0].String(), "expired.yaml:4: secrets.old: expired at 2026-11-02T00:00:00Z") {
+		t.Fatalf("warnings %v", w)
+	}
+}
+
+// Each bad policy fails with exactly the text in its golden .err file.
+func TestBadPolicies(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(policyDir, "bad", "*.yaml"))
+	if len(paths) < 15 {
+		t.Fatalf("only %d bad policies", len(paths))
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			_, err := Load(path, testOptions(t))
+			if err == nil {
+				t.Fatal("bad policy loaded")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			got := strings.ReplaceAll(err.Error(), filepath.Join(policyDir, "bad")+"/", "") + "\n"
+			golden := strings.TrimSuffix(path, ".yaml") + ".err"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ\n--- got\n%s--- want\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestWritableFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := os.ReadFile("../testdata/sealing/good/minimal.sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := filepath.Join(dir, "api.sealed")
+	pol := filepath.Join(dir, "policy.yaml")
+	write := func(path, content string, mode os.FileMode) {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(sealed, string(tok), 0o644)
+	write(pol, "version: 1\nsecrets:\n  api:\n    sealed_file: api.sealed\nrules:\n  - name: a\n    host: api.example.com\n    inject: [api]\n", 0o644)
+	mustLoad(t, pol)
+
+	write(sealed, string(tok), 0o666)
+	_, err = Load(pol, testOptions(t))
+	if err == nil || !strings.Contains(err.Error(), "policy.yaml:4: secrets.api: "+sealed+" is writable by anyone (mode 0666)") {
+		t.Fatalf("world-writable sealed_file: %v", err)
+	}
+	write(sealed, string(tok), 0o644)
+	write(pol, "version: 1\nrules:\n  - name: a\n    host: a.example.com\n", 0o646)
+	if _, err := Load(pol, testOptions(t)); err == nil || !strings.Contains(err.Error(), "policy file is writable by anyone") {
+		t.Fatalf("world-writable policy: %v", err)
+	}
+}
+
+func TestSecretsNeedKeys(t *testing.T) {
+	_, err := Load(filepath.Join(policyDir, "good", "full.yaml"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "full.yaml:6: secrets.openai: cannot open sealed secrets without a key file (--key)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// No error text from loading a policy with secrets contains a value.
+func TestLoadErrorsNeverLeakValues(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(policyDir, "*", "*.yaml"))
+	values := []string{"k-minimal-0001", "sk-proj-vector-0002", "ghp_vector0003", "k-unicode-0004"}
+	for _, path := range paths {
+		p, err := Load(path, testOptions(t))
+		text := ""
+		if err != nil {
+			text = err.Error()
+		} else {
+			for _, w := range p.Warnings() {
+				text += w.String()
+			}
+		}
+		for _, v := range values {
+			if strings.Contains(text, v) {
+				t.Errorf("%s: error text contains a secret value", path)
+			}
+		}
+	}
+}
