@@ -61,7 +61,7 @@ func TestFullPolicyShape(t *testing.T) {
 		t.Fatalf("%d rules", got)
 	}
 	r := p.Rules()[2]
-	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 21 {
+	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 22 {
 		t.Fatalf("rule %+v", r)
 	}
 	if r := p.Rules()[5]; r.Host != "[::1]" || r.Scheme != "http" || !r.AllowPrivate {
@@ -142,7 +142,7 @@ func TestWritableFilesRefused(t *testing.T) {
 
 	write(sealed, string(tok), 0o666)
 	_, err = Load(pol, testOptions(t))
-	if err == nil || !strings.Contains(err.Error(), "policy.yaml:4: secrets.api: "+sealed+" is writable by anyone (mode 0666)") {
+	if err == nil || !strings.Contains(err.Error(), "policy.yaml:4: secrets.api.sealed_file: "+sealed+" is writable by anyone (mode 0666)") {
 		t.Fatalf("world-writable sealed_file: %v", err)
 	}
 	write(sealed, string(tok), 0o644)

@@ -2,8 +2,8 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
