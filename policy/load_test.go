@@ -64,7 +64,7 @@ func TestFullPolicyShape(t *testing.T) {
 	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 22 {
 		t.Fatalf("rule %+v", r)
 	}
-	if r := p.Rules()[5]; r.Host != "[::1]" || r.Scheme != "http" || !r.AllowPrivate {
+	if r := p.Rules()[5]; r.Host != "::1" || r.Scheme != "http" || !r.AllowPrivate {
 		t.Fatalf("ipv6 rule %+v", r)
 	}
 	secrets := p.Secrets()
