@@ -1,6 +1,9 @@
 package match
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzNormalizePath checks that normalisation is idempotent and that a
 // path a glob allows stays allowed after normalising it again.
@@ -58,6 +61,23 @@ func FuzzHost(f *testing.F) {
 		}
 		if !p.Match(n) || p.Match(n+".evil.net") || p.Match("x"+n) {
 			t.Fatalf("pattern %q matches wrongly", n)
+		}
+	})
+}
+
+// The ASCII fast path must agree with full IDNA processing.
+func FuzzFastHost(f *testing.F) {
+	for _, s := range []string{"api.openai.com", "API.Example.COM", "a_b.example", "xn--bcher-kva.example", "ab--cd.example", "a-.b", "1.2.3", "x.123", strings.Repeat("a", 64) + ".com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		fast, ok := fastName(name)
+		if !ok {
+			return
+		}
+		slow, err := slowName(name, name)
+		if err != nil || slow != fast {
+			t.Fatalf("fastName(%q) = %q, slowName = %q, %v", name, fast, slow, err)
 		}
 	})
 }

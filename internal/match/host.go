@@ -59,6 +59,44 @@ func NormalizeHost(host string) (string, error) {
 		return "", fmt.Errorf("%w: host name is not valid UTF-8", ErrHost)
 	}
 	name := strings.TrimSuffix(host, ".")
+	if h, ok := fastName(name); ok {
+		return h, nil
+	}
+	return slowName(host, name)
+}
+
+// fastName handles the common case without IDNA processing: plain ASCII
+// letters, digits, '-' and '_', no label with "--" in positions 3-4 (which
+// covers punycode "xn--"), valid lengths, a non-numeric last label. For
+// such names IDNA lookup mapping is only lowercasing; a fuzz test checks
+// that fastName agrees with slowName.
+func fastName(name string) (string, bool) {
+	if len(name) == 0 || len(name) > maxHostLen {
+		return "", false
+	}
+	start, last := 0, ""
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+			continue
+		}
+		l := name[start:i]
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' || (len(l) >= 4 && l[2] == '-' && l[3] == '-') {
+			return "", false
+		}
+		start, last = i+1, l
+	}
+	if allDigits(last) {
+		return "", false
+	}
+	return strings.ToLower(name), true
+}
+
+// slowName canonicalises name with full IDNA processing.
+func slowName(host, name string) (string, error) {
 	ascii, err := idnaProfile.ToASCII(name)
 	if err == nil {
 		// The punycode form must itself be canonical, or two spellings

@@ -1,0 +1,146 @@
+package policy
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	type want struct {
+		allow  bool
+		reason Reason
+		rule   string
+		inject string // comma-separated secret names
+	}
+	tests := []struct {
+		method, scheme, host string
+		port                 int
+		path                 string
+		want                 want
+	}{
+		// Allowed, with normalisation of host and path.
+		{"POST", "https", "api.openai.com", 0, "/v1/chat/completions", want{true, Allowed, "openai-chat", "openai"}},
+		{"POST", "https", "API.OpenAI.com.", 443, "/v1/chat", want{true, Allowed, "openai-chat", "openai"}},
+		{"GET", "https", "api.openai.com", 0, "/v1", want{true, Allowed, "openai-chat", "openai"}},
+		{"GET", "https", "api.openai.com", 0, "/v1/a/./b/../c", want{true, Allowed, "openai-chat", "openai"}},
+		{"GET", "https", "api.openai.com", 0, "/v1/%7Euser", want{true, Allowed, "openai-chat", "openai"}},
+		{"GET", "https", "files.pythonhosted.org", 0, "/packages/x.whl", want{true, Allowed, "pypi-read", ""}},
+		{"GET", "https", "a.b.c.pythonhosted.org", 0, "/", want{true, Allowed, "pypi-read", ""}},
+		{"PUT", "https", "api.example.com", 8443, "/anything", want{true, Allowed, "example-api", "api"}},
+		{"GET", "http", "127.0.0.1", 8080, "/", want{true, Allowed, "local-dev", ""}},
+		{"GET", "http", "[::1]", 9000, "/", want{true, Allowed, "ipv6-dev", ""}},
+		{"GET", "http", "0:0:0:0:0:0:0:1", 9000, "/", want{true, Allowed, "ipv6-dev", ""}},
+
+		// Hosts that only look allowed.
+		{"GET", "https", "api.openai.com.evil.net", 0, "/v1/x", want{false, HostNotAllowed, "", ""}},
+		{"GET", "https", "evilapi.openai.com", 0, "/v1/x", want{false, HostNotAllowed, "", ""}},
+		{"GET", "https", "pythonhosted.org", 0, "/", want{false, HostNotAllowed, "", ""}},
+		{"GET", "https", "evilpythonhosted.org", 0, "/", want{false, HostNotAllowed, "", ""}},
+		{"GET", "https", "files.pythonhosted.org.evil.net", 0, "/", want{false, HostNotAllowed, "", ""}},
+		{"GET", "https", "127.1", 0, "/", want{false, InvalidHost, "", ""}},
+		{"GET", "https", "api.openai.com%00", 0, "/", want{false, InvalidHost, "", ""}},
+		{"GET", "https", "", 0, "/", want{false, InvalidHost, "", ""}},
+
+		// Paths that try to slip past /v1/**.
+		{"GET", "https", "api.openai.com", 0, "/v1/../admin", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/%2e%2e/admin", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/%2E%2E/%2E%2E/admin", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "//admin", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v10", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/V1/x", want{false, PathNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1%2Fadmin", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/..%2Fadmin", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/..\\admin", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/..;/admin", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/%00", want{false, InvalidPath, "", ""}},
+
+		// Methods, ports, schemes.
+		{"DELETE", "https", "api.openai.com", 0, "/v1/x", want{false, MethodNotAllowed, "", ""}},
+		{"TRACE", "https", "api.openai.com", 0, "/v1/x", want{false, MethodNotAllowed, "", ""}},
+		{"get", "https", "api.openai.com", 0, "/v1/x", want{false, MethodNotAllowed, "", ""}},
+		{"GET", "https", "api.openai.com", 8443, "/v1/x", want{false, PortNotAllowed, "", ""}},
+		{"GET", "http", "api.openai.com", 0, "/v1/x", want{false, SchemeNotAllowed, "", ""}},
+		{"GET", "ftp", "api.openai.com", 0, "/v1/x", want{false, SchemeNotAllowed, "", ""}},
+		{"GET", "https", "api.example.com", 443, "/", want{false, PortNotAllowed, "", ""}},
+		{"GET", "https", "127.0.0.1", 8080, "/", want{false, SchemeNotAllowed, "", ""}},
+
+		// Deny rules win over allows.
+		{"GET", "https", "api.openai.com", 0, "/v1/files/abc", want{false, DeniedByRule, "no-files", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/files/../files/abc", want{false, DeniedByRule, "no-files", ""}},
+		{"GET", "http", "api.openai.com", 80, "/v1/files", want{false, DeniedByRule, "no-files", ""}},
+		{"DELETE", "https", "x.openai.azure.com", 0, "/openai/deployments/gpt/chat/completions", want{false, DeniedByRule, "no-delete", ""}},
+
+		// The rule allows the request but the secret's sealed binding does
+		// not: the openai secret is sealed for paths /v1/** and /models/*
+		// only, so editing the policy cannot send it elsewhere.
+		{"POST", "https", "my.openai.azure.com", 0, "/openai/deployments/gpt/chat/completions", want{false, SecretNotBound, "azure-openai", ""}},
+	}
+	for _, tt := range tests {
+		d := p.Decide(Request{Scheme: tt.scheme, Host: tt.host, Port: tt.port, Method: tt.method, Path: tt.path})
+		var inj []string
+		for _, i := range d.Inject {
+			inj = append(inj, i.Name)
+		}
+		got := want{d.Allow, d.Reason, d.Rule, strings.Join(inj, ",")}
+		if got != tt.want {
+			t.Errorf("%s %s://%s:%d%s\n got %+v\nwant %+v\n(%s)", tt.method, tt.scheme, tt.host, tt.port, tt.path, got, tt.want, d.Explanation)
+		}
+		if d.Explanation == "" {
+			t.Errorf("%s %s: no explanation", tt.method, tt.path)
+		}
+	}
+}
+
+func TestDecideExpiredSecret(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "expired.yaml"))
+	d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: "/"})
+	if d.Allow || d.Reason != SecretExpired || d.Rule != "old-api" || len(d.Inject) != 0 {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+func TestDecisionFacts(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	d := p.Decide(Request{Scheme: "https", Host: "API.OPENAI.COM.", Method: "POST", Path: "/v1/./chat//completions"})
+	if d.Host != "api.openai.com" || d.Port != 443 || d.Path != "/v1/chat/completions" || d.Method != "POST" {
+		t.Fatalf("canonical facts %+v", d)
+	}
+	if len(d.Inject) != 1 || d.Inject[0].Header != "Authorization" || d.Inject[0].Fingerprint != "fp:ea5d238a18ff8871" ||
+		d.Inject[0].Secret.HeaderValue() != "Bearer sk-proj-vector-0002" {
+		t.Fatalf("injection %+v", d.Inject)
+	}
+	d = p.Decide(Request{Scheme: "https", Host: "api.github.com", Method: "GET", Path: "/"})
+	if d.Explanation != "no rule allows host api.github.com; add a rule with host: api.github.com" {
+		t.Fatalf("explanation %q", d.Explanation)
+	}
+	d = p.Decide(Request{Scheme: "https", Host: "api.openai.com", Method: "DELETE", Path: "/v1/x"})
+	if d.Explanation != "rule openai-chat allows methods GET, POST, not DELETE, for host api.openai.com" {
+		t.Fatalf("explanation %q", d.Explanation)
+	}
+}
+
+// With many rules, the decision is the first matching rule in file order,
+// whether it matched by exact host or by wildcard.
+func TestFirstMatchWins(t *testing.T) {
+	src := "version: 1\nrules:\n" +
+		"  - {name: wild, host: \"*.example.com\", methods: [GET]}\n" +
+		"  - {name: exact, host: a.example.com}\n" +
+		"  - {name: deeper, host: \"*.a.example.com\"}\n"
+	p, err := Parse("first.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ host, method, rule string }{
+		{"a.example.com", "GET", "wild"},
+		{"a.example.com", "POST", "exact"},
+		{"b.a.example.com", "GET", "wild"},
+		{"b.a.example.com", "POST", "deeper"},
+	} {
+		d := p.Decide(Request{Scheme: "https", Host: tt.host, Method: tt.method, Path: "/"})
+		if !d.Allow || d.Rule != tt.rule {
+			t.Errorf("%s %s: %+v", tt.method, tt.host, d)
+		}
+	}
+}
