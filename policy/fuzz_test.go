@@ -1,0 +1,60 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The loader never panics, and any policy it accepts decides requests for
+// its own rules' hosts without panicking.
+func FuzzLoad(f *testing.F) {
+	paths, _ := filepath.Glob(filepath.Join(policyDir, "*", "*.yaml"))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	opts := testOptions(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse(filepath.Join(policyDir, "good", "fuzz.yaml"), data, opts)
+		if err != nil {
+			if len(err.(Errors)) == 0 {
+				t.Fatal("error without problems")
+			}
+			return
+		}
+		for _, r := range p.Rules() {
+			d := p.Decide(Request{Scheme: r.Scheme, Host: r.Host, Port: r.Port, Method: "GET", Path: "/"})
+			if d.Reason == "" || d.Explanation == "" {
+				t.Fatalf("decision without reason: %+v", d)
+			}
+		}
+	})
+}
+
+// A request a rule allows stays allowed, by the same rule, when its
+// already-normalised path is decided again; and a denial never carries
+// injections.
+func FuzzDecidePath(f *testing.F) {
+	for _, s := range []string{"/v1/chat", "/v1/../admin", "/v1/%2e%2e/admin", "//v1/x", "/v1/files/%2e%2e/x", "/v1/a%2fb", "/models/x", "/v1/%7e"} {
+		f.Add("api.openai.com", s)
+	}
+	f.Add("my.openai.azure.com", "/openai/deployments/x/chat/completions")
+	p := mustLoad(f, filepath.Join(policyDir, "good", "full.yaml"))
+	f.Fuzz(func(t *testing.T, host, path string) {
+		d := p.Decide(Request{Scheme: "https", Host: host, Method: "POST", Path: path})
+		if !d.Allow {
+			if len(d.Inject) != 0 {
+				t.Fatalf("denied decision carries injections: %+v", d)
+			}
+			return
+		}
+		again := p.Decide(Request{Scheme: "https", Host: d.Host, Method: "POST", Path: d.Path})
+		if !again.Allow || again.Rule != d.Rule || again.Path != d.Path || again.Host != d.Host {
+			t.Fatalf("allowed %q %q by %s, but its canonical form %q %q is not: %+v", host, path, d.Rule, d.Host, d.Path, again)
+		}
+	})
+}
