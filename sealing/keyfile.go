@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -88,7 +89,8 @@ func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
 // read by group or others, warn is called with a message saying so (the
 // file is still loaded); warn may be nil.
 func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO must not hang; it is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
 	}
@@ -131,7 +133,7 @@ func WriteKeyFile(path string, k *PrivateKey, created time.Time) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if os.IsExist(err) {
-			return fmt.Errorf("%s already exists; refusing to overwrite a key file: %w", path, fs.ErrExist)
+			return fmt.Errorf("refusing to overwrite %s: %w", path, fs.ErrExist)
 		}
 		return err
 	}

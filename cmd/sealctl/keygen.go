@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokrun/tokrun/sealing"
+)
+
+const keygenLong = `Create a new private key for opening sealed secrets.
+
+With -o FILE, the key file is created with mode 0600 and the public key
+(tokrunpub1...) is printed on stdout. An existing file is never overwritten:
+losing a key makes every secret sealed to it unreadable.
+
+Without -o, the key file is written to stdout and the public key to stderr as
+"Public key: tokrunpub1...", so the key can be piped somewhere safe.
+
+A key file holds one private key (TOKRUN-SECRET-KEY-1...) per line; lines
+starting with "#" are comments. The proxy reads it; sealing only needs the
+public key, which is safe to share.`
+
+const keygenExample = `  # Create a key file and keep its public key for sealing.
+  sealctl keygen -o key.txt > key.pub
+
+  # Write the key to stdout, e.g. into a password manager.
+  sealctl keygen | pass insert --multiline tokrun/key`
+
+func newKeygenCmd(e *env) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:     "keygen [-o FILE]",
+		Short:   "Create a new private key",
+		Long:    keygenLong,
+		Example: keygenExample,
+		// Use lists the flags.
+		DisableFlagsInUseLine: true,
+		Args:                  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.keygen(out)
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "create the key file `FILE` (mode 0600, never overwritten); default stdout")
+	return cmd
+}
+
+func (e *env) keygen(out string) error {
+	k, err := sealing.GenerateKey(e.random())
+	if err != nil {
+		return err
+	}
+	now := e.clock()
+	pub := k.Public().String()
+	if out == "" || out == "-" {
+		if _, isTerm := terminalFD(e.stdout); isTerm {
+			e.warnf("writing a private key to the terminal; use -o FILE to write it to a file")
+		}
+		if _, err := e.stdout.Write(sealing.KeyFileText(k, now)); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "Public key: %s\n", pub)
+		return nil
+	}
+	if err := sealing.WriteKeyFile(out, k, now); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return withHints(err, "choose another path or remove it first")
+		}
+		return err
+	}
+	fmt.Fprintln(e.stdout, pub)
+	return nil
+}
