@@ -180,7 +180,7 @@ func (p *Policy) Decide(req Request) Decision {
 	d.Host = host
 	path, err := match.NormalizePath(req.Path)
 	if err != nil {
-		return deny(InvalidPath, "path is ambiguous or malformed (%v); send it without encoded slashes, backslashes or control characters", err)
+		return deny(InvalidPath, "path refused: %s; send it without encoded slashes, backslashes or control characters", strings.TrimPrefix(err.Error(), match.ErrPath.Error()+": "))
 	}
 	d.Path = path
 	method, err := match.ParseMethod(req.Method)
@@ -211,7 +211,6 @@ func (p *Policy) Decide(req Request) Decision {
 	if best == nil {
 		return deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
 	}
-	d.Rule = ""
 	switch bestStage {
 	case stageScheme:
 		return deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
@@ -239,7 +238,7 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 				d.Reason = SecretExpired
 			}
 			d.Inject = nil
-			d.Explanation = fmt.Sprintf("rule %s matches, but its secret cannot be sent: %v", r.Name, err)
+			d.Explanation = fmt.Sprintf("rule %s matches, but %s", r.Name, bindingText(err))
 			return d
 		}
 		b := s.Sealed.Binding()
@@ -248,6 +247,29 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	d.Allow, d.Reason, d.AllowPrivate = true, Allowed, r.AllowPrivate
 	d.Explanation = fmt.Sprintf("%s %s is allowed by rule %s", c.method, target(c), r.Name)
 	return d
+}
+
+// bindingText returns a sealing permit error without its sentinel prefix.
+func bindingText(err error) string {
+	msg := err.Error()
+	for _, e := range []error{sealing.ErrExpired, sealing.ErrHostNotBound, sealing.ErrMethodNotBound, sealing.ErrPathNotBound} {
+		if errors.Is(err, e) {
+			return strings.TrimPrefix(msg, e.Error()+": ")
+		}
+	}
+	return msg
+}
+
+// Rule returns the allow or deny rule with the given name, or nil.
+func (p *Policy) Rule(name string) *Rule {
+	for _, rs := range [][]*Rule{p.rules, p.deny} {
+		for _, r := range rs {
+			if r.Name == name {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 func target(c *canonical) string {

@@ -238,7 +238,7 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 			continue
 		}
 		if b.opts.Keys == nil {
-			b.errorf(tokenNode, sp, "cannot open sealed secrets without a key file (--key)")
+			b.errorf(tokenNode, sp, "cannot open sealed secrets without a key file")
 			continue
 		}
 		sec, err := b.opts.Keys.Open(token, name)
@@ -448,7 +448,7 @@ func (b *builder) checkInjections(r *Rule, path string, injectNode *yaml.Node) {
 			continue
 		}
 		if len(r.Methods) > 0 && len(sb.Methods) > 0 && !slices.ContainsFunc(r.Methods, func(m string) bool { return slices.Contains(sb.Methods, m) }) {
-			b.errorf(n, ip, "secret %q is sealed for methods %s; rule methods %s never overlap", name, strings.Join(sb.Methods, ", "), strings.Join(r.Methods, ", "))
+			b.errorf(n, ip, "secret %q is sealed for methods %s, which the rule's methods (%s) never include", name, strings.Join(sb.Methods, ", "), strings.Join(r.Methods, ", "))
 		}
 	}
 }

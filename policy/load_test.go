@@ -154,7 +154,7 @@ func TestWritableFilesRefused(t *testing.T) {
 
 func TestSecretsNeedKeys(t *testing.T) {
 	_, err := Load(filepath.Join(policyDir, "good", "full.yaml"), Options{})
-	if err == nil || !strings.Contains(err.Error(), "full.yaml:6: secrets.openai: cannot open sealed secrets without a key file (--key)") {
+	if err == nil || !strings.Contains(err.Error(), "full.yaml:6: secrets.openai: cannot open sealed secrets without a key file") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -16,18 +16,18 @@ var ErrForbiddenAddress = errors.New("destination address is not public")
 // blockedPrefixes are refused in addition to what netip classifies as
 // loopback, private, link-local, multicast or unspecified.
 var blockedPrefixes = mustPrefixes(
-	"0.0.0.0/8",          // "this network"
-	"100.64.0.0/10",      // CGNAT (also Alibaba Cloud metadata 100.100.100.200)
-	"192.0.0.0/24",       // IETF protocol assignments
-	"192.0.2.0/24",       // documentation
-	"198.18.0.0/15",      // benchmarking
-	"198.51.100.0/24",    // documentation
-	"203.0.113.0/24",     // documentation
-	"240.0.0.0/4",        // reserved, and 255.255.255.255
-	"168.63.129.16/32",   // Azure wire server / metadata
-	"100::/64",           // discard
-	"2001:db8::/32",      // documentation
-	"64:ff9b:1::/48",     // local-use NAT64
+	"0.0.0.0/8",        // "this network"
+	"100.64.0.0/10",    // CGNAT (also Alibaba Cloud metadata 100.100.100.200)
+	"192.0.0.0/24",     // IETF protocol assignments
+	"192.0.2.0/24",     // documentation
+	"198.18.0.0/15",    // benchmarking
+	"198.51.100.0/24",  // documentation
+	"203.0.113.0/24",   // documentation
+	"240.0.0.0/4",      // reserved, and 255.255.255.255
+	"168.63.129.16/32", // Azure wire server / metadata
+	"100::/64",         // discard
+	"2001:db8::/32",    // documentation
+	"64:ff9b:1::/48",   // local-use NAT64
 )
 
 // embeddingPrefixes carry an IPv4 address inside an IPv6 one; the

@@ -3,6 +3,7 @@ package sealing
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -92,7 +93,11 @@ func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
 	// O_NONBLOCK: opening a FIFO must not hang; it is refused below.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokrun/tokrun/policy"
+)
+
+// Exit statuses. They are part of the command-line contract.
+const (
+	exitOK     = 0
+	exitError  = 1 // any error: bad usage, an invalid policy, a key that does not load
+	exitDenied = 3 // policy explain: the policy denies the request
+)
+
+// env is everything a command may touch outside its arguments. Tests build
+// one with a fixed clock and their own streams.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	// now is the clock for secret expiry. If nil, time.Now is used.
+	now func() time.Time
+}
+
+// run is main without os.Exit: it runs tokproxy with args and returns the
+// exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	return e.run(args)
+}
+
+func (e *env) run(args []string) int {
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	var code exitStatus
+	if errors.As(err, &code) {
+		return int(code)
+	}
+	e.report(cmd, args, err)
+	return exitError
+}
+
+const rootLong = `tokproxy is the tokrun proxy: a sidecar daemon that lets untrusted code
+call real APIs without ever holding their credentials.
+
+The code in the sandbox sends its HTTP and HTTPS requests through the
+proxy. For each request the proxy decides, from one policy file, whether the
+destination (scheme, host, port, method and path) is allowed; everything not
+allowed is denied. An allowed request gets the secrets its rule names
+injected as headers. Secrets are sealed to the proxy's key (see sealctl):
+only the proxy, which holds the private key file, can open them, and each
+is bound inside its ciphertext to the hosts, header, methods and paths it
+may ever be sent to, so editing the policy can narrow where a secret goes
+but never widen it.
+
+Before deploying a policy, validate it and try requests against it:
+
+  tokproxy policy check policy.yaml --key key.txt
+  tokproxy policy explain policy.yaml --key key.txt POST https://api.openai.com/v1/chat/completions
+
+Output: stdout carries only the result (a summary, a decision); messages go
+to stderr as "tokproxy: error: ...", "tokproxy: hint: ..." and
+"tokproxy: warning: ...". Secret values are never printed; a secret shows as
+its name and fingerprint (fp:...).
+
+Exit status: 0 on success, 1 on any error; "policy explain" exits 3 when
+the policy denies the request.`
+
+// newRootCmd builds the command tree. Each subcommand lives in its own
+// file and is added here.
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:                        "tokproxy",
+		Short:                      "Proxy that injects sealed secrets into the requests a policy allows",
+		Long:                       rootLong,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		DisableSuggestions:         true, // report suggests instead, in the one grammar
+		SuggestionsMinimumDistance: 2,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(newPolicyCmd(e))
+	return root
+}
+
+// exitStatus ends tokproxy with a status other than 0 after the command
+// has printed its result; nothing more is reported.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// cliError is an error with advice for the user. Errors that cobra itself
+// returns (unknown flags and commands) are usage errors.
+type cliError struct {
+	err   error
+	hints []string
+	usage bool // add a usage hint for the failing command
+}
+
+func (c *cliError) Error() string { return c.err.Error() }
+func (c *cliError) Unwrap() error { return c.err }
+
+// withHints attaches advice to err.
+func withHints(err error, hints ...string) error {
+	return &cliError{err: err, hints: hints}
+}
+
+// usageErrorf reports a command line that cannot be run as written.
+func usageErrorf(format string, args ...any) error {
+	return &cliError{err: fmt.Errorf(format, args...), usage: true}
+}
+
+// flagError turns pflag's errors into usage errors. pflag quotes a whole
+// unknown shorthand cluster ("in -xVALUE"), which could hold a secret
+// typed by mistake, so that part is dropped.
+func flagError(_ *cobra.Command, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "unknown shorthand flag") {
+		msg, _, _ = strings.Cut(msg, " in -")
+		err = errors.New(msg)
+	}
+	return &cliError{err: err, usage: true}
+}
+
+// report prints err in the tokproxy grammar to stderr. An invalid policy
+// prints one error line per problem, each as file:line: field: message.
+// Errors that are not a cliError come from cobra and are usage errors.
+func (e *env) report(cmd *cobra.Command, args []string, err error) {
+	var ce *cliError
+	if !errors.As(err, &ce) {
+		ce = &cliError{err: err, usage: true}
+	}
+	var problems policy.Errors
+	if errors.As(ce.err, &problems) {
+		for _, p := range problems {
+			e.errorf("%s", p)
+		}
+	} else {
+		e.errorf("%s", ce.err)
+	}
+	hints := ce.hints
+	if cmd == cmd.Root() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
+		hints = append(hints, suggest(cmd, args[0])...)
+	}
+	for _, h := range hints {
+		fmt.Fprintf(e.stderr, "tokproxy: hint: %s\n", h)
+	}
+	if ce.usage {
+		fmt.Fprintf(e.stderr, "tokproxy: hint: run '%s --help'\n", cmd.CommandPath())
+	}
+}
+
+// suggest returns a hint naming the subcommand of cmd closest to name, if
+// any is close.
+func suggest(cmd *cobra.Command, name string) []string {
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		return []string{fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), s[0])}
+	}
+	return nil
+}
+
+// runGroup runs a command that only groups subcommands: without arguments
+// it prints its help; otherwise the first argument is an unknown command.
+// (Cobra itself checks subcommand names only on the root.)
+func runGroup(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	return &cliError{
+		err:   fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
+		hints: suggest(cmd, args[0]),
+		usage: true,
+	}
+}
+
+func (e *env) errorf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "tokproxy: error: "+format+"\n", args...)
+}
+
+func (e *env) warnf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "tokproxy: warning: "+format+"\n", args...)
+}
