@@ -144,3 +144,36 @@ func TestFirstMatchWins(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideUnicodeAndIPv6Hosts(t *testing.T) {
+	src := "version: 1\nrules:\n" +
+		"  - {name: intl, host: bücher.example}\n" +
+		"  - {name: wild-intl, host: \"*.müller.example\"}\n" +
+		"  - {name: v6, host: \"2001:db8::1\", port: 8443}\n"
+	p, err := Parse("intl.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		host string
+		port int
+		rule string
+	}{
+		{"bücher.example", 0, "intl"},
+		{"BÜCHER.example.", 0, "intl"},
+		{"xn--bcher-kva.example", 0, "intl"},
+		{"XN--BCHER-KVA.EXAMPLE", 0, "intl"},
+		{"a.b.xn--mller-kva.example", 0, "wild-intl"},
+		{"shop.müller.example", 0, "wild-intl"},
+		{"[2001:db8::1]", 8443, "v6"},
+		{"2001:DB8:0:0:0:0:0:1", 8443, "v6"},
+		{"bucher.example", 0, ""},
+		{"müller.example", 0, ""},
+		{"[2001:db8::1]", 443, ""},
+	} {
+		d := p.Decide(Request{Scheme: "https", Host: tt.host, Port: tt.port, Method: "GET", Path: "/"})
+		if d.Allow != (tt.rule != "") || (tt.rule != "" && d.Rule != tt.rule) {
+			t.Errorf("%s:%d: %+v", tt.host, tt.port, d)
+		}
+	}
+}
