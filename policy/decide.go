@@ -223,6 +223,66 @@ func (p *Policy) Decide(req Request) Decision {
 	}
 }
 
+// DecideHost decides whether any request to scheme://host:port could be
+// allowed, before method and path are known: the check a proxy makes on
+// CONNECT, before it opens a tunnel. Every request inside the tunnel is
+// still decided with Decide. A host is refused when no rule matches its
+// scheme, host and port, or when a deny rule without methods or paths
+// covers it.
+func (p *Policy) DecideHost(req Request) Decision {
+	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method}
+	deny := func(r Reason, format string, args ...any) Decision {
+		d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+		return d
+	}
+	if req.Scheme != "https" && req.Scheme != "http" {
+		return deny(SchemeNotAllowed, "scheme %q is never allowed; only https and http", req.Scheme)
+	}
+	if d.Port == 0 {
+		d.Port = defaultPort(req.Scheme)
+	}
+	host, err := match.NormalizeHost(req.Host)
+	if err != nil {
+		return deny(InvalidHost, "host %q is not a valid host name or IP address", req.Host)
+	}
+	d.Host = host
+	c := canonical{scheme: req.Scheme, host: host, port: d.Port}
+	var buf [16]int
+	for _, i := range p.denyIdx.candidates(host, buf[:]) {
+		if r := p.deny[i]; len(r.Methods) == 0 && len(r.paths) == 0 && r.check(&c) == stageMatched {
+			d.Rule = r.Name
+			return deny(DeniedByRule, "%s is refused by deny rule %s", target(&c), r.Name)
+		}
+	}
+	best, bestStage := (*Rule)(nil), stageHost
+	for _, i := range p.allowIdx.candidates(host, buf[:]) {
+		r := p.rules[i]
+		s := stageMatched
+		switch {
+		case r.Scheme != c.scheme:
+			s = stageScheme
+		case r.Port != c.port:
+			s = stagePort
+		}
+		if s == stageMatched {
+			d.Allow, d.Reason, d.Rule = true, Allowed, r.Name
+			d.Explanation = fmt.Sprintf("%s may be reached under rule %s; each request is decided on its own", target(&c), r.Name)
+			return d
+		}
+		if best == nil || s > bestStage {
+			best, bestStage = r, s
+		}
+	}
+	switch {
+	case best == nil:
+		return deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+	case bestStage == stageScheme:
+		return deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+	default:
+		return deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+	}
+}
+
 func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	d.Rule = r.Name
 	now := time.Now

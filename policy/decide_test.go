@@ -177,3 +177,34 @@ func TestDecideUnicodeAndIPv6Hosts(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideHost(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	src := "version: 1\nrules:\n  - {name: a, host: \"*.example.com\"}\ndeny:\n  - {name: blocked, host: bad.example.com}\n  - {name: partial, host: part.example.com, paths: [\"/x/**\"]}\n"
+	q, err := Parse("host.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		p      *Policy
+		scheme string
+		host   string
+		port   int
+		reason Reason
+	}{
+		{p, "https", "api.openai.com", 443, Allowed},
+		{p, "https", "API.OPENAI.COM.", 0, Allowed},
+		{p, "https", "api.openai.com", 8443, PortNotAllowed},
+		{p, "https", "api.github.com", 443, HostNotAllowed},
+		{p, "https", "127.0.0.1", 8080, SchemeNotAllowed},
+		{p, "https", "127.1", 443, InvalidHost},
+		{q, "https", "x.example.com", 443, Allowed},
+		{q, "https", "bad.example.com", 443, DeniedByRule},
+		{q, "https", "part.example.com", 443, Allowed},
+	} {
+		d := tt.p.DecideHost(Request{Scheme: tt.scheme, Host: tt.host, Port: tt.port, Method: "CONNECT"})
+		if d.Reason != tt.reason || d.Allow != (tt.reason == Allowed) || d.Explanation == "" {
+			t.Errorf("%s:%d: %+v", tt.host, tt.port, d)
+		}
+	}
+}
