@@ -88,7 +88,12 @@ type Policy struct {
 	denyIdx     hostIndex
 	warnings    []Problem
 	now         func() time.Time
+	hash        string
 }
+
+// Hash returns the SHA-256 of the policy file's content, in hex. Secrets
+// in the file are sealed, so the hash reveals nothing about them.
+func (p *Policy) Hash() string { return p.hash }
 
 // File returns the file the policy was loaded from.
 func (p *Policy) File() string { return p.file }

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -128,6 +130,8 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 		return nil, p.problems
 	}
 	b.pol.warnings = p.warnings
+	sum := sha256.Sum256(data)
+	b.pol.hash = hex.EncodeToString(sum[:])
 	b.pol.buildIndex()
 	return b.pol, nil
 }

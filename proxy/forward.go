@@ -1,0 +1,332 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokrun/tokrun/policy"
+)
+
+// target is where a request goes: the canonical host decided on, and the
+// client that sent it.
+type target struct {
+	scheme string
+	host   string
+	port   int
+	client string
+}
+
+// exchangePlain handles an absolute-form http:// request (no tunnel).
+func (s *Server) exchangePlain(r *http.Request) *http.Response {
+	client := clientOf(r)
+	if r.URL.Scheme != "http" {
+		return s.refuse(r, target{client: client}, ReasonBadRequest, "", "only http:// URLs are proxied directly; use CONNECT for https")
+	}
+	host, port := r.URL.Hostname(), 80
+	if p := r.URL.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return s.refuse(r, target{client: client}, ReasonBadRequest, "", "bad port")
+		}
+		port = n
+	}
+	return s.exchange(r, target{scheme: "http", host: host, port: port, client: client})
+}
+
+// exchange decides one request and, if allowed, sends it upstream with
+// the secrets injected. It always returns a response: upstream failures
+// and denials become responses with reason headers.
+func (s *Server) exchange(r *http.Request, t target) *http.Response {
+	start := s.cfg.Now()
+	rawPath, ok := requestPath(r)
+	if !ok {
+		return s.refuse(r, t, ReasonBadRequest, "", "request target must be a path or an absolute URL")
+	}
+	d := s.cfg.Policy().Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: r.Method, Path: rawPath})
+	rec := Record{Client: t.client, Method: d.Method, Scheme: d.Scheme, Host: d.Host, Port: d.Port, Path: d.Path, Rule: d.Rule, Reason: string(d.Reason)}
+	if !d.Allow {
+		s.count(false, d.Rule, d.Reason)
+		resp := denial(r, d.Reason, d.Rule, d.Explanation)
+		rec.Decision, rec.Status = "deny", resp.StatusCode
+		s.audit(rec, start)
+		return resp
+	}
+
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	out.Close = false // a client's Connection: close must not end pooled upstream connections
+	out.URL = &url.URL{Scheme: d.Scheme, Host: authority(d.Host, d.Port, d.Scheme), Opaque: d.Path, RawQuery: r.URL.RawQuery}
+	out.Host = out.URL.Host
+	stripHopByHop(out.Header)
+	if isWebSocketUpgrade(r.Header) {
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", "websocket")
+	}
+	for _, inj := range d.Inject {
+		out.Header.Set(inj.Header, inj.Secret.HeaderValue())
+		rec.Secrets = append(rec.Secrets, inj.Name)
+	}
+	if len(d.Inject) > 0 {
+		// Responses to requests that carried a secret are scanned for it.
+		out.Header.Set("Accept-Encoding", "identity")
+	}
+	in := &countingReader{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		out.Body = in
+	}
+
+	tr := s.public
+	if d.AllowPrivate {
+		tr = s.private
+	}
+	sent := s.cfg.Now()
+	resp, err := tr.RoundTrip(out.WithContext(r.Context()))
+	if m := s.cfg.Metrics; m != nil && err == nil {
+		m.UpstreamDuration.WithLabelValues(d.Rule).Observe(s.cfg.Now().Sub(sent).Seconds())
+	}
+	if err != nil {
+		reason, why := classifyUpstreamError(err, d.Host, d.Port)
+		s.count(false, d.Rule, reason)
+		resp := denial(r, reason, d.Rule, why)
+		rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, err.Error(), in.n
+		rec.Secrets = nil
+		s.audit(rec, start)
+		return resp
+	}
+	s.count(true, d.Rule, d.Reason)
+	if m := s.cfg.Metrics; m != nil {
+		for _, inj := range d.Inject {
+			m.Injections.WithLabelValues(inj.Name, d.Rule).Inc()
+		}
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		stripHopByHop(resp.Header)
+	}
+	rec.Decision, rec.Status = "allow", resp.StatusCode
+	body := &auditedBody{rc: resp.Body, done: func(n int64) {
+		rec.BytesIn, rec.BytesOut = in.n, n
+		s.audit(rec, start)
+	}}
+	resp.Body = body
+	return resp
+}
+
+// refuse answers a request the proxy cannot even decide.
+func (s *Server) refuse(r *http.Request, t target, reason policy.Reason, rule, why string) *http.Response {
+	start := s.cfg.Now()
+	resp := denial(r, reason, rule, why)
+	s.count(false, rule, reason)
+	s.audit(Record{Client: t.client, Decision: "deny", Reason: string(reason), Method: r.Method, Scheme: t.scheme, Host: t.host, Port: t.port, Status: resp.StatusCode}, start)
+	return resp
+}
+
+// classifyUpstreamError maps a transport error to a reason and a public
+// explanation (no internal addresses).
+func classifyUpstreamError(err error, host string, port int) (policy.Reason, string) {
+	hp := authority(host, port, "")
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrForbiddenAddress):
+		return ReasonPrivateAddress, hp + " resolves to a private, loopback, link-local or metadata address; a rule must set unsafe_allow_private_network to reach it"
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return ReasonUpstreamTimeout, "timed out waiting for " + hp
+	default:
+		return ReasonUpstreamError, "could not complete the request to " + hp
+	}
+}
+
+// requestPath returns the path of the request target exactly as the
+// client sent it, without the query, for the policy to normalise.
+func requestPath(r *http.Request) (string, bool) {
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	if !strings.HasPrefix(uri, "/") {
+		_, rest, ok := strings.Cut(uri, "://")
+		if !ok {
+			return "", false
+		}
+		i := strings.IndexAny(rest, "/?#")
+		if i < 0 || rest[i] != '/' {
+			return "/", true
+		}
+		uri = rest[i:]
+	}
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri, true
+}
+
+// authority formats host:port, bracketing IPv6 and omitting the scheme's
+// default port.
+func authority(host string, port int, scheme string) string {
+	if (scheme == "https" && port == 443) || (scheme == "http" && port == 80) {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// write sends a response to the client: headers, then the body, flushed
+// as it arrives when the upstream streams (no length, or SSE), and a
+// WebSocket upgrade relayed both ways.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		s.relayUpgrade(w, resp)
+		return
+	}
+	if resp.ContentLength >= 0 && h.Get("Content-Length") == "" && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	if resp.Close {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	var dst io.Writer = w
+	if resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		dst = &flushWriter{w: w, rc: http.NewResponseController(w)}
+	}
+	io.Copy(dst, resp.Body) //nolint:errcheck // a client or upstream that goes away ends the copy
+}
+
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
+}
+
+// relayUpgrade finishes a WebSocket handshake and copies frames both ways.
+func (s *Server) relayUpgrade(w http.ResponseWriter, resp *http.Response) {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
+		return
+	}
+	if err := resp.Header.Write(brw); err != nil {
+		return
+	}
+	if _, err := brw.WriteString("\r\n"); err != nil || brw.Flush() != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(up, brw) //nolint:errcheck
+		up.Close()
+	}()
+	io.Copy(conn, up) //nolint:errcheck
+	conn.Close()
+	wg.Wait()
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+// auditedBody counts response bytes and reports once when the body is
+// finished or closed.
+type auditedBody struct {
+	rc   io.ReadCloser
+	n    int64
+	once sync.Once
+	done func(n int64)
+}
+
+func (b *auditedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	if err == io.EOF {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *auditedBody) Write(p []byte) (int, error) {
+	if w, ok := b.rc.(io.Writer); ok {
+		return w.Write(p)
+	}
+	return 0, errors.New("body is not writable")
+}
+
+func (b *auditedBody) Close() error {
+	err := b.rc.Close()
+	b.finish()
+	return err
+}
+
+func (b *auditedBody) finish() { b.once.Do(func() { b.done(b.n) }) }
+
+// count updates the decision metric.
+func (s *Server) count(allow bool, rule string, reason policy.Reason) {
+	if m := s.cfg.Metrics; m != nil {
+		d := "deny"
+		if allow {
+			d = "allow"
+		}
+		m.Decisions.WithLabelValues(d, rule, string(reason)).Inc()
+	}
+}
+
+// audit completes and writes one record.
+func (s *Server) audit(rec Record, start time.Time) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	now := s.cfg.Now()
+	if start.IsZero() {
+		start = now
+	}
+	rec.Time = start.UTC()
+	rec.DurationMS = float64(now.Sub(start).Microseconds()) / 1000
+	if err := s.cfg.Audit.Write(rec); err != nil {
+		s.log.Error("audit write failed", "err", err)
+		if m := s.cfg.Metrics; m != nil {
+			m.AuditErrors.Inc()
+		}
+	}
+}

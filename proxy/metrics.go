@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokrun/tokrun/policy"
+)
+
+// Metrics are the proxy's Prometheus metrics, all prefixed tokrun_. No
+// label ever holds a raw host, path or client-supplied value: labels are
+// rule and secret names from the policy and fixed reason strings, so a
+// hostile client cannot grow the number of series.
+type Metrics struct {
+	Decisions        *prometheus.CounterVec
+	Injections       *prometheus.CounterVec
+	Tripwires        *prometheus.CounterVec
+	Scrubs           *prometheus.CounterVec
+	UpstreamDuration *prometheus.HistogramVec
+	ActiveConns      prometheus.Gauge
+	ActiveTunnels    prometheus.Gauge
+	LeafCerts        *prometheus.CounterVec
+	PolicyReloads    *prometheus.CounterVec
+	PolicyInfo       *prometheus.GaugeVec
+	AuditErrors      prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_decisions_total", Help: "Egress decisions, by decision, rule and reason.",
+		}, []string{"decision", "rule", "reason"}),
+		Injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_injections_total", Help: "Secrets injected into requests, by secret and rule.",
+		}, []string{"secret", "rule"}),
+		Tripwires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_tripwires_total", Help: "Requests refused because a secret's placeholder was headed to a host outside its binding, by secret.",
+		}, []string{"secret"}),
+		Scrubs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_scrubs_total", Help: "Occurrences of a secret replaced in upstream responses, by secret.",
+		}, []string{"secret"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokrun_upstream_request_duration_seconds", Help: "Time from sending a request upstream to receiving its response headers, by rule.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"rule"}),
+		ActiveConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokrun_active_connections", Help: "Client connections open to the proxy.",
+		}),
+		ActiveTunnels: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokrun_active_tunnels", Help: "Intercepted CONNECT tunnels open.",
+		}),
+		LeafCerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_leaf_cert_cache_total", Help: "Leaf certificate lookups, by result (hit or miss).",
+		}, []string{"result"}),
+		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokrun_policy_reloads_total", Help: "Policy reloads, by result (success or failure).",
+		}, []string{"result"}),
+		PolicyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tokrun_policy_info", Help: "The policy in force: 1 for its SHA-256 hash.",
+		}, []string{"hash"}),
+		AuditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokrun_audit_write_errors_total", Help: "Audit records that could not be written.",
+		}),
+	}
+	reg.MustRegister(m.Decisions, m.Injections, m.Tripwires, m.Scrubs, m.UpstreamDuration,
+		m.ActiveConns, m.ActiveTunnels, m.LeafCerts, m.PolicyReloads, m.PolicyInfo, m.AuditErrors)
+	for _, r := range []string{"success", "failure"} {
+		m.PolicyReloads.WithLabelValues(r)
+	}
+	for _, r := range []string{"hit", "miss"} {
+		m.LeafCerts.WithLabelValues(r)
+	}
+	return m
+}
+
+// PolicyLoaded creates the series for a newly loaded policy's rules and
+// secrets, so that dashboards see zeros rather than gaps, and records
+// the policy's hash.
+func (m *Metrics) PolicyLoaded(p *policy.Policy) {
+	m.PolicyInfo.Reset()
+	m.PolicyInfo.WithLabelValues(p.Hash()).Set(1)
+	m.Decisions.WithLabelValues("deny", "", string(policy.HostNotAllowed))
+	for _, r := range p.Rules() {
+		m.Decisions.WithLabelValues("allow", r.Name, string(policy.Allowed))
+		m.UpstreamDuration.WithLabelValues(r.Name)
+		for _, s := range r.Inject {
+			m.Injections.WithLabelValues(s, r.Name)
+		}
+	}
+	for _, r := range p.DenyRules() {
+		m.Decisions.WithLabelValues("deny", r.Name, string(policy.DeniedByRule))
+	}
+	for _, s := range p.Secrets() {
+		m.Tripwires.WithLabelValues(s.Name)
+		m.Scrubs.WithLabelValues(s.Name)
+	}
+}

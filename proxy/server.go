@@ -1,0 +1,315 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/tokrun/tokrun/policy"
+)
+
+// Limits bound every connection. Zero fields take the defaults shown.
+type Limits struct {
+	ReadHeaderTimeout     time.Duration // 10s: to read a request's headers, and the TLS handshake in a tunnel
+	IdleTimeout           time.Duration // 90s: between requests on a kept-alive connection
+	MaxHeaderBytes        int           // 32 KiB: request line and headers
+	MaxConnDuration       time.Duration // 1h: total lifetime of an intercepted tunnel
+	DialTimeout           time.Duration // 10s: upstream TCP connect
+	TLSHandshakeTimeout   time.Duration // 10s: upstream TLS handshake
+	ResponseHeaderTimeout time.Duration // 5m: upstream response headers after the request is sent
+	MaxIdleConnsPerHost   int           // 64: pooled upstream connections per host
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&l.ReadHeaderTimeout, 10*time.Second)
+	def(&l.IdleTimeout, 90*time.Second)
+	def(&l.MaxConnDuration, time.Hour)
+	def(&l.DialTimeout, 10*time.Second)
+	def(&l.TLSHandshakeTimeout, 10*time.Second)
+	def(&l.ResponseHeaderTimeout, 5*time.Minute)
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = 32 << 10
+	}
+	if l.MaxIdleConnsPerHost == 0 {
+		l.MaxIdleConnsPerHost = 64
+	}
+	return l
+}
+
+// Token is a client credential for TCP listeners: a name (recorded in the
+// audit log as the client) and the SHA-256 of the bearer token.
+type Token struct {
+	Name   string
+	SHA256 [32]byte
+}
+
+// Config configures a Server. Policy and CA are required; the other
+// fields have defaults when zero.
+type Config struct {
+	// Policy returns the policy in force for each decision.
+	Policy func() *policy.Policy
+	// CA issues the certificates of intercepted tunnels.
+	CA *CA
+	// Dialer connects upstream. If nil, a GuardedDialer with default
+	// resolution is used. The address guard cannot be turned off.
+	Dialer *GuardedDialer
+	// UpstreamRoots verifies upstream TLS. If nil, the system roots.
+	UpstreamRoots *x509.CertPool
+	// Audit receives one record per decision. If nil, none are written.
+	Audit *AuditLog
+	// Metrics, if not nil, is updated on every decision.
+	Metrics *Metrics
+	// Logger receives operational messages (never secrets). If nil,
+	// nothing is logged.
+	Logger *slog.Logger
+	// Tokens authenticate clients on listeners served with RequireAuth.
+	Tokens []Token
+	// Limits bound connections; zero fields take defaults.
+	Limits Limits
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Server is the egress proxy. Create it with New and serve listeners with
+// Serve; Shutdown drains them.
+type Server struct {
+	cfg     Config
+	limits  Limits
+	log     *slog.Logger
+	gp      *goproxy.ProxyHttpServer
+	public  *http.Transport // dials only public addresses
+	private *http.Transport // for rules with unsafe_allow_private_network
+
+	tunnels *tunnelListener
+	inner   *http.Server
+	info    sync.Map // *tls.Conn -> *tunnel
+
+	mu      sync.Mutex
+	servers []*http.Server
+	closed  bool
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Policy == nil || cfg.CA == nil {
+		return nil, errors.New("proxy: Config.Policy and Config.CA are required")
+	}
+	s := &Server{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.cfg.Now == nil {
+		s.cfg.Now = time.Now
+	}
+	if s.cfg.Dialer == nil {
+		s.cfg.Dialer = &GuardedDialer{}
+	}
+	if s.cfg.Dialer.Timeout == 0 {
+		d := *s.cfg.Dialer
+		d.Timeout = s.limits.DialTimeout
+		s.cfg.Dialer = &d
+	}
+	if m := cfg.Metrics; m != nil && cfg.CA.OnLeaf == nil {
+		cfg.CA.OnLeaf = func(hit bool) {
+			if hit {
+				m.LeafCerts.WithLabelValues("hit").Inc()
+			} else {
+				m.LeafCerts.WithLabelValues("miss").Inc()
+			}
+		}
+	}
+	s.public = s.newTransport(false)
+	s.private = s.newTransport(true)
+
+	s.gp = goproxy.NewProxyHttpServer()
+	s.gp.Logger = log.New(io.Discard, "", 0)
+	s.gp.Tr = s.public
+	s.gp.ConnectDial = func(string, string) (net.Conn, error) {
+		return nil, errors.New("proxy: blind tunnels are disabled")
+	}
+	s.gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.write(w, r, denial(r, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
+	})
+	s.gp.OnRequest().HandleConnectFunc(s.handleConnect)
+	s.gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		return r, s.exchangePlain(r)
+	})
+
+	s.tunnels = newTunnelListener()
+	s.inner = &http.Server{
+		Handler:           http.HandlerFunc(s.serveTunnel),
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext:       s.tunnelContext,
+		ConnState:         s.tunnelState,
+	}
+	go s.inner.Serve(s.tunnels) //nolint:errcheck // returns ErrServerClosed on Shutdown
+	return s, nil
+}
+
+func (s *Server) newTransport(allowPrivate bool) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // never honour proxy environment variables
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return s.cfg.Dialer.DialContext(ctx, network, addr, allowPrivate)
+		},
+		TLSClientConfig:        &tls.Config{RootCAs: s.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    s.limits.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  s.limits.ResponseHeaderTimeout,
+		IdleConnTimeout:        s.limits.IdleTimeout,
+		MaxIdleConns:           16 * s.limits.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    s.limits.MaxIdleConnsPerHost,
+		MaxResponseHeaderBytes: int64(s.limits.MaxHeaderBytes) * 4,
+		DisableCompression:     true, // pass encodings through untouched
+		ExpectContinueTimeout:  time.Second,
+	}
+}
+
+type listenerKey struct{}
+
+type listenerInfo struct {
+	requireAuth bool
+	kind        string // "unix" or "tcp"
+}
+
+type clientKey struct{}
+
+// ServeOptions describe one listener.
+type ServeOptions struct {
+	// RequireAuth demands a Proxy-Authorization bearer token matching one
+	// of Config.Tokens on every request (407 otherwise). TCP listeners
+	// should always require it.
+	RequireAuth bool
+}
+
+// Serve accepts proxy clients on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
+	info := &listenerInfo{requireAuth: opts.RequireAuth, kind: ln.Addr().Network()}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(s.serveProxy),
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, listenerKey{}, info)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if m := s.cfg.Metrics; m != nil {
+				switch st {
+				case http.StateNew:
+					m.ActiveConns.Inc()
+				case http.StateClosed, http.StateHijacked:
+					m.ActiveConns.Dec()
+				}
+			}
+		},
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	return srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests,
+// inside tunnels too, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	servers := append([]*http.Server{s.inner}, s.servers...)
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.public.CloseIdleConnections()
+	s.private.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Close closes every listener and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	servers := append([]*http.Server{s.inner}, s.servers...)
+	s.mu.Unlock()
+	for _, srv := range servers {
+		srv.Close()
+	}
+	s.public.CloseIdleConnections()
+	s.private.CloseIdleConnections()
+	return nil
+}
+
+// serveProxy is the front door: it authenticates the client, then hands
+// the request to goproxy, which dispatches CONNECT to handleConnect and
+// absolute-form requests to exchangePlain.
+func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	info, _ := r.Context().Value(listenerKey{}).(*listenerInfo)
+	client := "unix"
+	if info != nil && info.kind != "unix" {
+		client = r.RemoteAddr
+	}
+	if info != nil && info.requireAuth {
+		name, ok := s.authenticate(r)
+		if !ok {
+			resp := denial(r, ReasonAuthRequired, "", "this listener requires Proxy-Authorization: Bearer <token>")
+			s.audit(Record{Client: client, Decision: "deny", Reason: string(ReasonAuthRequired), Method: r.Method, Host: r.Host, Status: resp.StatusCode}, time.Time{})
+			s.write(w, r, resp)
+			return
+		}
+		client = name
+	}
+	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
+	s.gp.ServeHTTP(w, r)
+}
+
+// authenticate checks Proxy-Authorization against the configured token
+// digests in constant time.
+func (s *Server) authenticate(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	name, found := "", 0
+	for _, t := range s.cfg.Tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.SHA256[:]) == 1 {
+			name, found = t.Name, 1
+		}
+	}
+	return name, found == 1
+}
+
+func clientOf(r *http.Request) string {
+	if c, ok := r.Context().Value(clientKey{}).(string); ok {
+		return c
+	}
+	return "unknown"
+}
