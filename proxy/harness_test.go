@@ -79,6 +79,12 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 // them wired together.
 func newHarness(t *testing.T, policyText string, handler http.Handler) *harness {
 	t.Helper()
+	return newHarnessLimits(t, policyText, handler, Limits{})
+}
+
+// newHarnessLimits is newHarness with connection limits.
+func newHarnessLimits(t *testing.T, policyText string, handler http.Handler, limits Limits) *harness {
+	t.Helper()
 	if handler == nil {
 		handler = http.HandlerFunc(upstreamHandler)
 	}
@@ -123,6 +129,7 @@ func newHarness(t *testing.T, policyText string, handler http.Handler) *harness 
 		UpstreamRoots: roots,
 		Audit:         NewAuditLog(h.audit),
 		Metrics:       h.metrics,
+		Limits:        limits,
 		Dialer: &GuardedDialer{
 			Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 				switch {
