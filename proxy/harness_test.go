@@ -67,10 +67,16 @@ type harness struct {
 	sealed   string
 }
 
-// upstreamHandler is the default test API: it reports what it received.
+// upstreamHandler is the default test API: it reports what it received,
+// with the injected secret shown as INJECTED so that the report itself
+// does not echo the secret.
 func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
-	fmt.Fprintf(w, "method=%s host=%s path=%s auth=%q conn=%q\n", r.Method, r.Host, r.URL.RequestURI(), r.Header.Get("Authorization"), r.Header.Get("Connection"))
+	auth := r.Header.Get("Authorization")
+	if auth == "Bearer "+testSecret {
+		auth = "INJECTED"
+	}
+	fmt.Fprintf(w, "method=%s host=%s path=%s auth=%q conn=%q\n", r.Method, r.Host, r.URL.RequestURI(), auth, r.Header.Get("Connection"))
 }
 
 // newHarness starts an upstream TLS server (as *.example.com), a proxy

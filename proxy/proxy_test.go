@@ -43,7 +43,7 @@ func TestInjectsSecretIntoAllowedRequest(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d: %s", status, body)
 	}
-	want := `method=GET host=api.example.com path=/v1/models?x=1 auth="Bearer ` + testSecret + `"`
+	want := `method=GET host=api.example.com path=/v1/models?x=1 auth="INJECTED"`
 	if !strings.HasPrefix(body, want) {
 		t.Fatalf("upstream saw %q, want prefix %q", body, want)
 	}
@@ -67,7 +67,7 @@ func TestConnectionHeaderCannotRemoveInjectedHeader(t *testing.T) {
 	req.Header.Set("Connection", "Authorization, X-Foo")
 	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
 	status, body, _ := h.do(h.client(), req)
-	if status != 200 || !strings.Contains(body, `auth="Bearer `+testSecret+`"`) || !strings.Contains(body, `conn=""`) {
+	if status != 200 || !strings.Contains(body, `auth="INJECTED"`) || !strings.Contains(body, `conn=""`) {
 		t.Fatalf("status %d, upstream saw %q", status, body)
 	}
 }
