@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,13 +84,7 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 // with policyText (where SEALED stands for a token sealed for
 // api.example.com, header Authorization, format "Bearer {}"), and returns
 // them wired together.
-func newHarness(t *testing.T, policyText string, handler http.Handler) *harness {
-	t.Helper()
-	return newHarnessLimits(t, policyText, handler, Limits{})
-}
-
-// newHarnessLimits is newHarness with connection limits.
-func newHarnessLimits(t *testing.T, policyText string, handler http.Handler, limits Limits) *harness {
+func newHarness(t *testing.T, policyText string, handler http.Handler, opts ...func(*harness, *Config)) *harness {
 	t.Helper()
 	if handler == nil {
 		handler = http.HandlerFunc(upstreamHandler)
@@ -129,13 +124,12 @@ func newHarnessLimits(t *testing.T, policyText string, handler http.Handler, lim
 	_, upPort, _ := net.SplitHostPort(upAddr)
 	h.metrics = NewMetrics(h.reg)
 	h.metrics.PolicyLoaded(pol)
-	h.srv, err = New(Config{
+	cfg := Config{
 		Policy:        func() *policy.Policy { return pol },
 		CA:            h.ca,
 		UpstreamRoots: roots,
 		Audit:         NewAuditLog(h.audit),
 		Metrics:       h.metrics,
-		Limits:        limits,
 		Dialer: &GuardedDialer{
 			Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 				switch {
@@ -158,7 +152,11 @@ func newHarnessLimits(t *testing.T, policyText string, handler http.Handler, lim
 				return nil, errors.New("test dialer: refusing " + addr)
 			},
 		},
-	})
+	}
+	for _, o := range opts {
+		o(h, &cfg)
+	}
+	h.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,4 +216,17 @@ func (h *harness) checkNoSecret() {
 			h.t.Errorf("secret appears in %s", name)
 		}
 	}
+}
+
+func writeFile(path, content string) error {
+	return os.WriteFile(path, []byte(content), 0o600)
+}
+
+func testKeys(t *testing.T) *sealing.KeyRing {
+	t.Helper()
+	keys, err := sealing.LoadKeyFile("../testdata/sealing/key.txt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

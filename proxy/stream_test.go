@@ -118,7 +118,7 @@ func (h *harness) tunnel(t *testing.T, host string) *tls.Conn {
 // A client that never finishes its headers is cut off, inside a tunnel
 // as well as on the proxy port.
 func TestSlowHeadersTimeOut(t *testing.T) {
-	h := newHarnessLimits(t, basicPolicy, nil, Limits{ReadHeaderTimeout: 300 * time.Millisecond})
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) { c.Limits.ReadHeaderTimeout = 300 * time.Millisecond })
 	tc := h.tunnel(t, "open.example.com")
 	defer tc.Close()
 	io.WriteString(tc, "GET / HTTP/1.1\r\nHost: open.example.com\r\nX-Slow: ")

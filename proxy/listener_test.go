@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tokrun/tokrun/policy"
+)
+
+// A listener served with RequireAuth answers 407 without a valid bearer
+// token, for CONNECT and plain requests, and accepts a valid one.
+func TestProxyAuthentication(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
+		c.Tokens = []Token{{Name: "agent-1", SHA256: sha256.Sum256([]byte("good-token"))}}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.srv.Serve(ln, ServeOptions{RequireAuth: true})
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	clientWith := func(token string) *http.Client {
+		hdr := http.Header{}
+		if token != "" {
+			hdr.Set("Proxy-Authorization", "Bearer "+token)
+		}
+		return &http.Client{Transport: &http.Transport{
+			Proxy:              http.ProxyURL(&url.URL{Scheme: "http", Host: ln.Addr().String()}),
+			ProxyConnectHeader: hdr,
+			TLSClientConfig:    &tls.Config{RootCAs: pool},
+		}}
+	}
+	for _, tok := range []string{"", "bad-token"} {
+		_, err := clientWith(tok).Get("https://open.example.com/")
+		if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+			t.Errorf("token %q: err = %v", tok, err)
+		}
+	}
+	status, body, _ := h.do(clientWith("good-token"), newRequest(t, "GET", "https://open.example.com/x", nil))
+	if status != 200 || !strings.Contains(body, "path=/x") {
+		t.Fatalf("good token: %d %q", status, body)
+	}
+	if !strings.Contains(h.audit.String(), `"client":"agent-1"`) || !strings.Contains(h.audit.String(), `"reason":"proxy_auth_required"`) {
+		t.Fatalf("audit log lacks the client name or the 407:\n%s", h.audit.String())
+	}
+	if strings.Contains(h.audit.String(), "good-token") || strings.Contains(h.audit.String(), "bad-token") {
+		t.Fatal("audit log contains a proxy token")
+	}
+}
+
+// The proxy serves a Unix socket, the sandbox's path to it.
+func TestUnixSocketListener(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	sock := filepath.Join(t.TempDir(), "proxy.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.srv.Serve(ln, ServeOptions{})
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	c := &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy.invalid"}),
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+	}}
+	status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com/v1/x", nil))
+	if status != 200 || !strings.Contains(body, `auth="INJECTED"`) {
+		t.Fatalf("%d %q", status, body)
+	}
+	if !strings.Contains(h.audit.String(), `"client":"unix"`) {
+		t.Fatal("audit client for the unix socket")
+	}
+}
+
+// A rule with scheme http reaches a plain-HTTP upstream; https-only hosts
+// are refused over plain http.
+func TestPlainHTTP(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(upstreamHandler))
+	defer plain.Close()
+	_, port, _ := net.SplitHostPort(plain.Listener.Addr().String())
+	src := strings.Replace(basicPolicy, "deny:", fmt.Sprintf("  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: %s\ndeny:", port), 1)
+	h := newHarness(t, src, nil)
+	status, body, _ := h.do(h.client(), newRequest(t, "GET", "http://plain.example.com:"+port+"/p?q=1", nil))
+	if status != 200 || !strings.Contains(body, "path=/p?q=1") {
+		t.Fatalf("plain: %d %q", status, body)
+	}
+	status, _, reason := h.do(h.client(), newRequest(t, "GET", "http://api.example.com/v1/x", nil))
+	if status != 403 || reason != "scheme_not_allowed" {
+		t.Fatalf("http to an https rule: %d %q", status, reason)
+	}
+}
+
+// Reloading the policy while requests are in flight fails none of them.
+func TestPolicyReloadUnderLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	var store *policy.Store
+	var sealed string
+	write := func(extra string) {
+		if err := writeFile(path, strings.ReplaceAll(basicPolicy, "SEALED", sealed)+extra); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHarness(t, basicPolicy, nil, func(h *harness, c *Config) {
+		sealed = h.sealed
+		write("")
+		var err error
+		if store, err = policy.NewStore(path, policy.Options{Keys: testKeys(t)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Policy = store.Policy
+	})
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	stop := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := h.client()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("https://api.example.com/v1/x")
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- resp.Status
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if i%2 == 0 {
+			write(fmt.Sprintf("  - name: extra-%d\n    host: extra.example.com\n", i))
+		} else {
+			write("  - name: broken\n    host: [\n")
+		}
+		store.Reload() //nolint:errcheck // failures are part of the test
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("request failed during reloads: %s", e)
+	}
+	if got := testutil.ToFloat64(h.metrics.Decisions.WithLabelValues("allow", "api", "allowed")); got < 4 {
+		t.Fatalf("decisions metric %v", got)
+	}
+}
