@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	upstream *httptest.Server
 	srv      *Server
 	ca       *CA
@@ -84,7 +84,7 @@ func upstreamHandler(w http.ResponseWriter, r *http.Request) {
 // with policyText (where SEALED stands for a token sealed for
 // api.example.com, header Authorization, format "Bearer {}"), and returns
 // them wired together.
-func newHarness(t *testing.T, policyText string, handler http.Handler, opts ...func(*harness, *Config)) *harness {
+func newHarness(t testing.TB, policyText string, handler http.Handler, opts ...func(*harness, *Config)) *harness {
 	t.Helper()
 	if handler == nil {
 		handler = http.HandlerFunc(upstreamHandler)
@@ -199,7 +199,7 @@ func (h *harness) do(c *http.Client, req *http.Request) (int, string, string) {
 	return resp.StatusCode, string(b), resp.Header.Get("X-Tokrun-Reason")
 }
 
-func newRequest(t *testing.T, method, u string, body io.Reader) *http.Request {
+func newRequest(t testing.TB, method, u string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -222,7 +222,7 @@ func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
 }
 
-func testKeys(t *testing.T) *sealing.KeyRing {
+func testKeys(t testing.TB) *sealing.KeyRing {
 	t.Helper()
 	keys, err := sealing.LoadKeyFile("../testdata/sealing/key.txt", nil)
 	if err != nil {
