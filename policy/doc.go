@@ -9,6 +9,7 @@
 //	    sealed: "tokrun.sealed.v1..." # a token from `sealctl seal`, or
 //	    # sealed_file: openai.sealed  # a file holding one, relative to the policy
 //	    env: OPENAI_API_KEY          # optional: placeholder variable in the sandbox
+//	    placeholders: [sk-placeholder-openai]  # optional: fixed tripwire strings
 //	rules:                           # required: allow rules, first match wins
 //	  - name: openai-chat            # required, unique across rules and deny
 //	    host: api.openai.com         # required: exact host or "*.suffix"

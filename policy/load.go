@@ -49,11 +49,17 @@ type Secret struct {
 	Env string
 	// Sealed is the opened secret. Its value never prints.
 	Sealed *sealing.Secret
+	// Placeholders are fixed stand-ins for the secret that untrusted code
+	// may hold. Seen on their way to a host outside the secret's sealed
+	// binding, they trip the proxy's tripwire. tokrun adds its own random
+	// per-run placeholders to these.
+	Placeholders []string
 }
 
 var (
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	placeholderRE = regexp.MustCompile(`^[A-Za-z0-9_-]{12,128}$`)
+	envRE         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
 
 // reservedEnv are variables tokrun sets itself; a placeholder may not
@@ -156,6 +162,8 @@ type builder struct {
 	pol  *Policy
 	// secretNodes remembers where each secret was declared.
 	secretNodes map[string]*yaml.Node
+	// placeholders maps each fixed placeholder to its secret.
+	placeholders map[string]string
 }
 
 func (b *builder) document(n *yaml.Node) {
@@ -217,6 +225,22 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 				if f, ok := b.str(v, fp); ok {
 					token, tokenNode = b.sealedFile(v, fp, f), v
 				}
+			}},
+			{"placeholders", false, func(v *yaml.Node, fp string) {
+				b.strList(v, fp, func(ph string, n *yaml.Node, ep string) {
+					switch {
+					case !placeholderRE.MatchString(ph):
+						b.errorf(n, ep, "a placeholder is 12 to 128 letters, digits, '_' or '-'")
+					case b.placeholders[ph] != "":
+						b.errorf(n, ep, "placeholder already used by secret %q", b.placeholders[ph])
+					default:
+						if b.placeholders == nil {
+							b.placeholders = map[string]string{}
+						}
+						b.placeholders[ph] = name
+						s.Placeholders = append(s.Placeholders, ph)
+					}
+				})
 			}},
 			{"env", false, func(v *yaml.Node, fp string) {
 				e, ok := b.str(v, fp)

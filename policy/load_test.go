@@ -61,7 +61,7 @@ func TestFullPolicyShape(t *testing.T) {
 		t.Fatalf("%d rules", got)
 	}
 	r := p.Rules()[2]
-	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 22 {
+	if r.Name != "example-api" || r.Host != "api.example.com" || r.Port != 8443 || r.Scheme != "https" || r.Line != 23 {
 		t.Fatalf("rule %+v", r)
 	}
 	if r := p.Rules()[5]; r.Host != "::1" || r.Scheme != "http" || !r.AllowPrivate {
@@ -70,6 +70,9 @@ func TestFullPolicyShape(t *testing.T) {
 	secrets := p.Secrets()
 	if len(secrets) != 2 || secrets[0].Name != "openai" || secrets[0].Env != "OPENAI_API_KEY" || secrets[1].Env != "EXAMPLE_API_KEY" {
 		t.Fatalf("secrets %v", secrets)
+	}
+	if ph := secrets[0].Placeholders; len(ph) != 1 || ph[0] != "sk-tokrun-placeholder-openai" {
+		t.Fatalf("placeholders %v", ph)
 	}
 	if d := p.DenyRules(); len(d) != 2 || d[0].Scheme != "" || d[0].Port != 0 {
 		t.Fatalf("deny rules %+v", d)
