@@ -93,7 +93,7 @@ func newRootCmd(e *env) *cobra.Command {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(newPolicyCmd(e))
+	root.AddCommand(newPolicyCmd(e), newServeCmd(e), newTokenCmd(e))
 	return root
 }
 

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/proxy"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+// daemon is a started proxy: listeners bound, policy loaded.
+type daemon struct {
+	opts    *serveOptions
+	log     *slog.Logger
+	store   *policy.Store
+	metrics *proxy.Metrics
+	srv     *proxy.Server
+	health  health
+
+	listeners []*boundListener
+	admin     *http.Server
+	adminLn   net.Listener
+	audit     *os.File // nil when the audit log is stderr
+	newCA     string   // the certificate of a CA created at this start
+
+	// lastSum is the SHA-256 of the policy file's content as last loaded
+	// or rejected, so that the watcher reloads once per change.
+	lastSum [32]byte
+}
+
+// startDaemon loads everything the proxy needs and binds its listeners.
+// It returns every problem it finds; on error nothing is left behind
+// (no socket, no new audit file).
+func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
+	var errs []error
+	d := &daemon{opts: o}
+	d.log = slog.New(slog.NewTextHandler(e.stderr, nil))
+
+	var keys *sealing.KeyRing
+	keyOK := true
+	if o.keyFile != "" {
+		var err error
+		keys, err = sealing.LoadKeyFile(o.keyFile, func(msg string) { e.warnf("%s", msg) })
+		if err != nil {
+			keyOK = false
+			errs = append(errs, withHints(err, "a key file holds TOKRUN-SECRET-KEY-1... lines, as written by 'sealctl keygen -o FILE'"))
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = proxy.NewMetrics(reg)
+
+	// Without its key the policy's secrets would only add noise to the
+	// key's own error.
+	if keyOK {
+		d.lastSum = fileSum(o.policyFile)
+		store, err := policy.NewStore(o.policyFile, policy.Options{Keys: keys, Now: e.now}, d.reloaded)
+		if err != nil {
+			errs = append(errs, withKeyHint(err, o.keyFile))
+		} else {
+			d.store = store
+			for _, w := range store.Policy().Warnings() {
+				e.warnf("%s", w)
+			}
+		}
+	}
+
+	var tokens []proxy.Token
+	if o.tokenFile != "" {
+		var err error
+		if tokens, err = parseTokenFile(o.tokenFile); err != nil {
+			errs = append(errs, err)
+		}
+		if !hasTCP(o.specs) {
+			e.warnf("--token-file is not used: there is no tcp listener")
+		}
+	}
+
+	var roots *x509.CertPool
+	if o.upstreamCA != "" {
+		var err error
+		if roots, err = loadUpstreamRoots(o.upstreamCA); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	// An existing CA is loaded now, so that its problems are reported with
+	// the others; a new one is created only once everything else is good.
+	var ca *proxy.CA
+	stateDir := o.stateDir
+	if o.caCert != "" {
+		var err error
+		if ca, err = proxy.LoadCA(o.caCert, o.caKey); err != nil {
+			errs = append(errs, fmt.Errorf("loading the CA: %w", err))
+		}
+	} else {
+		if stateDir == "" {
+			var err error
+			if stateDir, err = defaultStateDir(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if stateDir != "" {
+			if _, err := os.Stat(filepath.Join(stateDir, "ca-key.pem")); err == nil {
+				if ca, err = proxy.LoadOrCreateCA(stateDir); err != nil {
+					errs = append(errs, fmt.Errorf("loading the CA from %s: %w", stateDir, err))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	// Bind everything, then create the CA and open the audit log; undo
+	// it all on failure.
+	for _, spec := range o.specs {
+		b, err := listen(spec, o.mode)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.listeners = append(d.listeners, b)
+	}
+	if o.admin != "" {
+		ln, err := net.Listen("tcp", o.admin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--admin %s: %w", o.admin, unwrapOpError(err)))
+		} else {
+			d.adminLn = ln
+		}
+	}
+	if len(errs) == 0 && ca == nil {
+		var err error
+		if ca, err = proxy.LoadOrCreateCA(stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("creating the CA in %s: %w", stateDir, err))
+		} else {
+			d.newCA = filepath.Join(stateDir, "ca.pem")
+		}
+	}
+	var auditW io.Writer = e.stderr
+	createdAudit := false
+	if len(errs) == 0 && o.audit != "-" {
+		f, created, err := openAudit(o.audit)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--audit: %w", err))
+		} else {
+			d.audit, auditW, createdAudit = f, f, created
+		}
+	}
+	if len(errs) == 0 {
+		var err error
+		d.srv, err = proxy.New(proxy.Config{
+			Policy:        d.store.Policy,
+			CA:            ca,
+			UpstreamRoots: roots,
+			Audit:         proxy.NewAuditLog(auditW),
+			Metrics:       d.metrics,
+			Logger:        d.log,
+			Tokens:        tokens,
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		d.closeListeners()
+		if d.audit != nil {
+			d.audit.Close()
+			if createdAudit {
+				os.Remove(o.audit)
+			}
+		}
+		return nil, errs
+	}
+	d.metrics.PolicyLoaded(d.store.Policy())
+	if d.adminLn != nil {
+		d.admin = newAdminServer(reg, &d.health)
+	}
+	return d, nil
+}
+
+// withKeyHint adds a hint to a policy that cannot load for want of --key.
+func withKeyHint(err error, keyFile string) error {
+	var problems policy.Errors
+	if keyFile != "" || !errors.As(err, &problems) {
+		return err
+	}
+	for _, p := range problems {
+		if strings.Contains(p.Msg, "without a key file") {
+			return withHints(err, "give the proxy's private key file with --key KEYFILE")
+		}
+	}
+	return err
+}
+
+func hasTCP(specs []listenSpec) bool {
+	for _, s := range specs {
+		if s.network == "tcp" {
+			return true
+		}
+	}
+	return false
+}
+
+// loadUpstreamRoots returns the system roots plus the certificates in
+// file.
+func loadUpstreamRoots(file string) (*x509.CertPool, error) {
+	pem, err := readSmallFile(file, 4<<20)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream-ca: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--upstream-ca: %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// openAudit opens the audit file for appending, creating it with mode
+// 0600, and reports whether it was created.
+func openAudit(path string) (*os.File, bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	return f, false, err
+}
+
+// fileSum is the SHA-256 of a file's content; an unreadable file sums as
+// its error, so that a file that disappears and comes back is a change.
+func fileSum(path string) [32]byte {
+	data, err := readSmallFile(path, 64<<20)
+	if err != nil {
+		return sha256.Sum256([]byte("error: " + err.Error()))
+	}
+	return sha256.Sum256(data)
+}
+
+// reloaded is the store's callback after every reload.
+func (d *daemon) reloaded(p *policy.Policy, err error) {
+	if err != nil {
+		d.metrics.PolicyReloads.WithLabelValues("failure").Inc()
+		var problems policy.Errors
+		if errors.As(err, &problems) {
+			for _, pr := range problems {
+				d.log.Error("policy problem", "problem", pr.String())
+			}
+		} else {
+			d.log.Error("policy problem", "problem", err.Error())
+		}
+		d.log.Warn("policy reload failed; the previous policy stays in force", "file", d.opts.policyFile, "hash", p.Hash())
+		return
+	}
+	d.metrics.PolicyReloads.WithLabelValues("success").Inc()
+	d.metrics.PolicyLoaded(p)
+	for _, w := range p.Warnings() {
+		d.log.Warn("policy warning", "problem", w.String())
+	}
+	d.log.Info("policy reloaded", "file", d.opts.policyFile, "hash", p.Hash(), "rules", len(p.Rules()), "deny_rules", len(p.DenyRules()), "secrets", len(p.Secrets()))
+}
+
+// reload loads the policy file again, noting the content it saw.
+func (d *daemon) reload() {
+	d.lastSum = fileSum(d.opts.policyFile)
+	d.store.Reload() //nolint:errcheck // reported by reloaded
+}
+
+// run serves until a signal stops the daemon and returns the exit
+// status. One goroutine handles signals and the file watcher, so reloads
+// never overlap.
+func (d *daemon) run(sigs <-chan os.Signal) int {
+	if d.newCA != "" {
+		d.log.Info("created the interception CA; clients must trust its certificate", "cert", d.newCA)
+	}
+	serveErr := make(chan error, len(d.listeners)+1)
+	for _, b := range d.listeners {
+		go func() {
+			err := d.srv.Serve(b.ln, proxy.ServeOptions{RequireAuth: b.spec.network == "tcp"})
+			if !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("listener %s: %w", b.spec, err)
+			}
+		}()
+		attrs := []any{"listen", b.spec.String()}
+		if b.spec.network == "tcp" {
+			// The address bound, which differs from the flag for port 0.
+			attrs = []any{"listen", "tcp:" + b.ln.Addr().String(), "auth", "token"}
+			if !isLoopback(b.spec.addr) {
+				d.log.Warn("tcp listener on a non-loopback address: clients' tokens and plain-HTTP requests cross the network unencrypted", "listen", b.spec.String())
+			}
+		} else {
+			attrs = append(attrs, "auth", "socket mode", "mode", fmt.Sprintf("%04o", d.opts.mode))
+		}
+		d.log.Info("serving", attrs...)
+	}
+	if d.admin != nil {
+		go func() {
+			if err := d.admin.Serve(d.adminLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+		d.log.Info("admin serving", "listen", d.adminLn.Addr().String(), "paths", "/metrics /healthz /readyz")
+	}
+	p := d.store.Policy()
+	d.log.Info("policy loaded", "file", d.opts.policyFile, "hash", p.Hash(), "rules", len(p.Rules()), "deny_rules", len(p.DenyRules()), "secrets", len(p.Secrets()))
+	d.health.ready.Store(true)
+
+	var tick <-chan time.Time
+	if d.opts.watchInterval > 0 {
+		t := time.NewTicker(d.opts.watchInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			if fileSum(d.opts.policyFile) != d.lastSum {
+				d.log.Info("policy file changed; reloading", "file", d.opts.policyFile)
+				d.reload()
+			}
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.log.Info("SIGHUP; reloading the policy", "file", d.opts.policyFile)
+				d.reload()
+				continue
+			}
+			d.log.Info("stopping: draining requests in flight; a second signal stops at once", "signal", sig.String(), "timeout", d.opts.drainTimeout.String())
+			return d.drain(sigs)
+		case err := <-serveErr:
+			d.log.Error("stopping after a listener failed", "error", err.Error())
+			d.health.draining.Store(true)
+			d.srv.Close()
+			d.shutdownAdmin()
+			d.closeListeners()
+			d.closeAudit()
+			return exitError
+		}
+	}
+}
+
+// drain stops accepting, waits for requests in flight up to the drain
+// timeout or a second stopping signal, then closes everything.
+func (d *daemon) drain(sigs <-chan os.Signal) int {
+	d.health.draining.Store(true)
+	// Close the listeners first: Server.Shutdown stops accepting only
+	// after the requests in flight inside tunnels have finished.
+	d.closeProxyListeners()
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.drainTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.srv.Shutdown(ctx) }()
+	status := exitOK
+wait:
+	for {
+		select {
+		case err := <-done:
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				d.log.Error("drain timed out; closing the remaining connections", "timeout", d.opts.drainTimeout.String())
+				status = exitError
+			case err != nil && !errors.Is(err, net.ErrClosed): // closed above
+				d.log.Error("drain failed; closing the remaining connections", "error", err.Error())
+				status = exitError
+			}
+			break wait
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				continue // no reloads while stopping
+			}
+			d.log.Warn("second signal; stopping at once", "signal", sig.String())
+			status = exitError
+			break wait
+		}
+	}
+	d.srv.Close()
+	d.shutdownAdmin()
+	d.closeListeners()
+	d.closeAudit()
+	d.log.Info("stopped")
+	return status
+}
+
+func (d *daemon) shutdownAdmin() {
+	if d.admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if d.admin.Shutdown(ctx) != nil {
+		d.admin.Close()
+	}
+}
+
+// closeListeners closes the listeners (the proxy closes the ones it
+// served; a listener it had not started on yet is closed here) and
+// removes the sockets this process created.
+func (d *daemon) closeListeners() {
+	d.closeProxyListeners()
+	if d.adminLn != nil {
+		d.adminLn.Close()
+	}
+}
+
+// closeProxyListeners closes the proxy's listeners, not the admin one.
+func (d *daemon) closeProxyListeners() {
+	for _, b := range d.listeners {
+		b.close()
+	}
+}
+
+func (d *daemon) closeAudit() {
+	if d.audit == nil {
+		return
+	}
+	if err := d.audit.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		d.log.Error("audit log", "error", err.Error())
+	}
+	if err := d.audit.Close(); err != nil {
+		d.log.Error("audit log", "error", err.Error())
+	}
+}
