@@ -36,8 +36,7 @@ func (s *Server) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy
 	host, portText, err := net.SplitHostPort(hostport)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil || port < 1 || port > 65535 {
-		ctx.Resp = denial(r, ReasonBadRequest, "", "CONNECT needs a host:port target")
-		s.audit(Record{Client: client, Decision: "deny", Reason: string(ReasonBadRequest), Method: http.MethodConnect, Status: ctx.Resp.StatusCode}, start)
+		ctx.Resp = s.refuse(r, target{client: client, scheme: "https", host: hostport}, ReasonBadRequest, "", "CONNECT needs a host:port target")
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
 	}
 	d := s.cfg.Policy().DecideHost(policy.Request{Scheme: "https", Host: host, Port: port, Method: http.MethodConnect})
@@ -116,11 +115,7 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if why := s.checkTunnelHost(r, t); why != "" {
-		start := s.cfg.Now()
-		resp := denial(r, ReasonHostMismatch, "", why)
-		s.count(false, "", ReasonHostMismatch)
-		s.audit(Record{Client: t.client, Decision: "deny", Reason: string(ReasonHostMismatch), Method: r.Method, Scheme: "https", Host: t.host, Port: t.port, Status: resp.StatusCode}, start)
-		s.write(w, r, resp)
+		s.write(w, r, s.refuse(r, target{scheme: "https", host: t.host, port: t.port, client: t.client}, ReasonHostMismatch, "", why))
 		return
 	}
 	s.write(w, r, s.exchange(r, target{scheme: "https", host: t.host, port: t.port, client: t.client}))

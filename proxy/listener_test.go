@@ -173,3 +173,44 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 		t.Fatalf("decisions metric %v", got)
 	}
 }
+
+// Basic proxy authentication with the token as password works too, for
+// clients that take credentials from HTTPS_PROXY=http://name:token@host.
+func TestProxyBasicAuthentication(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
+		c.Tokens = []Token{{Name: "agent-2", SHA256: sha256.Sum256([]byte("basic-token"))}}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.srv.Serve(ln, ServeOptions{RequireAuth: true})
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	for _, tt := range []struct {
+		user *url.Userinfo
+		ok   bool
+	}{
+		{url.UserPassword("agent", "basic-token"), true},
+		{url.UserPassword("agent", "wrong"), false},
+		{url.User("basic-token"), false},
+	} {
+		c := &http.Client{Transport: &http.Transport{
+			Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: ln.Addr().String(), User: tt.user}),
+			TLSClientConfig: &tls.Config{RootCAs: pool},
+		}}
+		resp, err := c.Get("https://open.example.com/x")
+		if tt.ok != (err == nil) {
+			t.Errorf("%v: err = %v", tt.user, err)
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	if strings.Contains(h.audit.String(), "basic-token") {
+		t.Fatal("audit log contains a token")
+	}
+	if !strings.Contains(h.audit.String(), `"reason":"proxy_auth_required","method":"CONNECT","scheme":"https","host":"open.example.com","port":443`) {
+		t.Fatalf("407 audit record lacks the target:\n%s", h.audit.String())
+	}
+}

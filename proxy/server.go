@@ -6,18 +6,21 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -146,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: blind tunnels are disabled")
 	}
 	s.gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.write(w, r, denial(r, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
+		s.write(w, r, s.refuse(r, target{client: clientOf(r)}, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
 	})
 	s.gp.OnRequest().HandleConnectFunc(s.handleConnect)
 	s.gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -235,19 +238,23 @@ func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
 	return srv.Serve(ln)
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests,
-// inside tunnels too, until ctx ends.
+// Shutdown stops accepting connections at once, on every listener, and
+// waits for in-flight requests, inside tunnels too, until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	servers := append([]*http.Server{s.inner}, s.servers...)
 	s.mu.Unlock()
-	var errs []error
-	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = srv.Shutdown(ctx)
+		}()
 	}
+	wg.Wait()
 	s.public.CloseIdleConnections()
 	s.private.CloseIdleConnections()
 	return errors.Join(errs...)
@@ -279,8 +286,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if info != nil && info.requireAuth {
 		name, ok := s.authenticate(r)
 		if !ok {
-			resp := denial(r, ReasonAuthRequired, "", "this listener requires Proxy-Authorization: Bearer <token>")
-			s.audit(Record{Client: client, Decision: "deny", Reason: string(ReasonAuthRequired), Method: r.Method, Host: r.Host, Status: resp.StatusCode}, time.Time{})
+			resp := s.refuse(r, requestTarget(r, client), ReasonAuthRequired, "", "this listener requires Proxy-Authorization: Bearer <token> (or Basic with the token as password)")
 			s.write(w, r, resp)
 			return
 		}
@@ -291,13 +297,29 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks Proxy-Authorization against the configured token
-// digests in constant time.
+// digests in constant time. It accepts "Bearer <token>" and, for clients
+// that only speak Basic (pip, git, npm, HTTPS_PROXY=http://name:token@...),
+// Basic with the token as the password.
 func (s *Server) authenticate(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	if !ok {
 		return "", false
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	var token string
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		token = strings.TrimSpace(cred)
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if err != nil {
+			return "", false
+		}
+		_, token, _ = strings.Cut(string(raw), ":")
+	}
+	if token == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(token))
 	name, found := "", 0
 	for _, t := range s.cfg.Tokens {
 		if subtle.ConstantTimeCompare(sum[:], t.SHA256[:]) == 1 {
@@ -305,6 +327,34 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 		}
 	}
 	return name, found == 1
+}
+
+// requestTarget is the target of a request the proxy refuses before
+// deciding it, for the audit record: the CONNECT authority or the URL's.
+func requestTarget(r *http.Request, client string) target {
+	t := target{client: client, scheme: r.URL.Scheme}
+	hostport := r.URL.Host
+	if r.Method == http.MethodConnect {
+		t.scheme, hostport = "https", r.Host
+	}
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		t.host = h
+		t.port, _ = strconv.Atoi(p)
+	} else {
+		t.host = hostport
+	}
+	if c, err := match.NormalizeHost(t.host); err == nil {
+		t.host = c
+	}
+	if t.port == 0 {
+		switch t.scheme {
+		case "https":
+			t.port = 443
+		case "http":
+			t.port = 80
+		}
+	}
+	return t
 }
 
 func clientOf(r *http.Request) string {

@@ -1,0 +1,51 @@
+package scrub
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// FuzzScrub checks, for arbitrary input and a fuzzed second secret, that
+// the streamed output matches the leftmost-longest reference, that no form
+// of any secret survives outside a placeholder, and that input holding no
+// form passes byte for byte.
+func FuzzScrub(f *testing.F) {
+	f.Add([]byte("zzzzzzzz99"), []byte("plain text"), uint64(1))
+	f.Add([]byte("abcdefgh"), []byte("abcdefghabcdefg"), uint64(2))
+	f.Add([]byte(specialSecret), []byte("Bearer "+plainSecret+" and "+specialSecret), uint64(3))
+	for _, form := range encodedForms(specialSecret) {
+		f.Add([]byte("12345678"), []byte("{\""+form+"\"}"), uint64(len(form)))
+	}
+	f.Add([]byte("cdefghijkl"), []byte("abcdefghijklmnop"), uint64(4))
+	f.Fuzz(func(t *testing.T, secret, input []byte, seed uint64) {
+		s, err := New([]Pair{{plainSecret, ph}, {string(secret), "PH_2"}})
+		if err != nil {
+			if len(secret) >= MinSecretLen && strings.Contains(err.Error(), string(secret)) {
+				t.Fatalf("error quotes the secret: %v", err)
+			}
+			return
+		}
+		want, pls, wantN := reference(s.m, string(input))
+		rng := rand.New(rand.NewPCG(seed, seed>>32))
+		r := s.Reader(randomChunks(input, rng, 1+int(seed%300)))
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want || r.Count() != int64(wantN) {
+			t.Fatalf("Reader = %q (%d), reference %q (%d)", got, r.Count(), want, wantN)
+		}
+		if rep, n := s.Replace(string(input)); rep != want || n != wantN {
+			t.Fatalf("Replace = %q (%d), reference %q (%d)", rep, n, want, wantN)
+		}
+		if nd := needleAt(s.m, want, pls); nd != "" {
+			t.Fatalf("output %q holds form %q outside a placeholder", want, nd)
+		}
+		if !containsAny(string(input), s.m.needles) && !bytes.Equal(got, input) {
+			t.Fatalf("clean input changed: %q -> %q", input, got)
+		}
+	})
+}

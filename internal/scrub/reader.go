@@ -1,0 +1,83 @@
+package scrub
+
+import (
+	"io"
+	"sync/atomic"
+)
+
+// chunkSize is how much a Reader asks of its source at a time.
+const chunkSize = 32 << 10
+
+// Reader streams a source with every form of every secret replaced.
+type Reader struct {
+	src  io.Reader
+	s    stream
+	win  []byte // held-back bytes, then the latest chunk; capacity chunkSize+maxLen
+	out  []byte // decided output not yet returned
+	off  int    // read offset in out
+	err  error  // the source's error, returned once out is drained
+	seen atomic.Int64
+}
+
+var _ io.ReadCloser = (*Reader)(nil)
+
+// Reader returns a Reader that scrubs src. Its Close closes src if src is
+// an io.Closer.
+func (s *Scrubber) Reader(src io.Reader) *Reader {
+	return &Reader{
+		src: src,
+		s:   s.stream(),
+		win: make([]byte, 0, chunkSize+s.m.a.maxLen),
+	}
+}
+
+// Read implements io.Reader. It returns the source's error, io.EOF
+// included, once everything decided before it has been read.
+func (r *Reader) Read(p []byte) (int, error) {
+	for r.off == len(r.out) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if !r.fill() {
+			return 0, nil // the source made no progress; neither do we
+		}
+	}
+	n := copy(p, r.out[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// fill reads one chunk from the source and scans it. It reports whether
+// the source returned data or an error.
+func (r *Reader) fill() bool {
+	r.out, r.off = r.out[:0], 0
+	n, err := r.src.Read(r.win[len(r.win):cap(r.win)])
+	r.win = r.win[:len(r.win)+n]
+	e := more
+	switch {
+	case err == io.EOF:
+		e = flush
+	case err != nil:
+		e = drop
+	}
+	r.out = r.s.run(r.out, r.win, e)
+	r.seen.Store(r.s.n)
+	// Keep only the undecided tail, at the front of the window.
+	d := r.s.done
+	r.win = r.win[:copy(r.win, r.win[d:])]
+	r.s.shift(d)
+	r.err = err
+	return n > 0 || err != nil
+}
+
+// Count returns the number of replacements made so far. It is safe to
+// call concurrently with Read.
+func (r *Reader) Count() int64 { return r.seen.Load() }
+
+// Close closes the source if it is an io.Closer.
+func (r *Reader) Close() error {
+	if c, ok := r.src.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package scrub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+const (
+	// MinSecretLen is the shortest secret New accepts, in bytes.
+	MinSecretLen = 8
+	// MaxSecretLen is the longest secret New accepts, in bytes.
+	MaxSecretLen = 4096
+	// MaxPlaceholderLen is the longest placeholder New accepts, in bytes.
+	MaxPlaceholderLen = 256
+)
+
+// ErrConfig is wrapped by every error New returns.
+var ErrConfig = errors.New("scrub: invalid pair")
+
+// Pair is a secret and the placeholder that replaces it.
+type Pair struct {
+	Secret      string
+	Placeholder string // non-empty, only [A-Za-z0-9_-]
+}
+
+// Scrubber replaces the secrets it was built with. It is safe for
+// concurrent use. It prints redacted under every fmt verb.
+type Scrubber struct {
+	m *matcher // behind a pointer so that printing a Scrubber value shows no secret material
+}
+
+type matcher struct {
+	a       *automaton
+	pl      []string
+	needles []needle
+	pairs   int
+}
+
+// New builds a Scrubber for pairs. A secret's forms (see the package
+// documentation) that several pairs share are replaced by the first such
+// pair's placeholder. Errors name pairs by index and never quote a secret.
+func New(pairs []Pair) (*Scrubber, error) {
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%w: no pairs", ErrConfig)
+	}
+	m := &matcher{pairs: len(pairs)}
+	for i, p := range pairs {
+		switch {
+		case len(p.Secret) < MinSecretLen:
+			return nil, fmt.Errorf("%w: pair %d: secret is shorter than %d bytes, too short to scrub without corrupting ordinary text", ErrConfig, i, MinSecretLen)
+		case len(p.Secret) > MaxSecretLen:
+			return nil, fmt.Errorf("%w: pair %d: secret is longer than %d bytes", ErrConfig, i, MaxSecretLen)
+		case p.Placeholder == "":
+			return nil, fmt.Errorf("%w: pair %d: empty placeholder", ErrConfig, i)
+		case len(p.Placeholder) > MaxPlaceholderLen:
+			return nil, fmt.Errorf("%w: pair %d: placeholder is longer than %d bytes", ErrConfig, i, MaxPlaceholderLen)
+		case strings.IndexFunc(p.Placeholder, notPlaceholderRune) >= 0:
+			return nil, fmt.Errorf("%w: pair %d: placeholder %q has characters outside [A-Za-z0-9_-]", ErrConfig, i, p.Placeholder)
+		}
+		m.pl = append(m.pl, p.Placeholder)
+		for _, f := range forms(p.Secret) {
+			m.needles = append(m.needles, needle{text: f, pair: i})
+		}
+	}
+	// A placeholder that holds a form would put it back into the output; one
+	// that a form holds could complete it with the text around it.
+	for i, p := range m.pl {
+		for _, n := range m.needles {
+			if strings.Contains(p, n.text) || strings.Contains(n.text, p) {
+				// The placeholder is not quoted: it may hold the secret.
+				return nil, fmt.Errorf("%w: pair %d: placeholder overlaps an encoding of the secret of pair %d", ErrConfig, i, n.pair)
+			}
+		}
+	}
+	m.a = build(m.needles)
+	return &Scrubber{m: m}, nil
+}
+
+func notPlaceholderRune(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '_' || r == '-')
+}
+
+func (s *Scrubber) stream() stream {
+	return stream{a: s.m.a, pl: s.m.pl}
+}
+
+// Replace returns v with every form of every secret replaced, and the
+// number of replacements. It is meant for header values.
+func (s *Scrubber) Replace(v string) (string, int) {
+	st := s.stream()
+	out := st.run(nil, []byte(v), flush)
+	if st.n == 0 {
+		return v, 0
+	}
+	return string(out), int(st.n)
+}
+
+// maxHold is the most bytes a Reader holds back between reads: the
+// longest form's length minus one.
+func (s *Scrubber) maxHold() int { return s.m.a.maxLen - 1 }
+
+// The printing methods have value receivers so that a Scrubber value
+// prints redacted too; so does a matcher, should one ever be printed.
+
+func (s Scrubber) redacted() string {
+	pairs := 0
+	if s.m != nil {
+		pairs = s.m.pairs
+	}
+	return fmt.Sprintf("scrub.Scrubber{pairs=%d, REDACTED}", pairs)
+}
+
+// Format prints a redacted summary for every fmt verb.
+func (s Scrubber) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.redacted()) }
+
+// GoString returns a redacted summary.
+func (s Scrubber) GoString() string { return s.redacted() }
+
+// LogValue shows only the number of pairs in structured logs.
+func (s Scrubber) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int("pairs", s.m.pairs), slog.String("secrets", "REDACTED"))
+}
+
+func (m *matcher) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "scrub.matcher{REDACTED}") }
