@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,8 +52,14 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if !ok {
 		return s.refuse(r, t, ReasonBadRequest, "", "request target must be a path or an absolute URL")
 	}
-	d := s.cfg.Policy().Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: r.Method, Path: rawPath})
+	pol := s.cfg.Policy()
+	d := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: r.Method, Path: rawPath})
 	rec := Record{Client: t.client, Method: d.Method, Scheme: d.Scheme, Host: d.Host, Port: d.Port, Path: d.Path, Rule: d.Rule, Reason: string(d.Reason)}
+	ix := s.secrets(pol)
+	dets := ix.foreign(d.Host)
+	if trip := checkHead(r, dets); trip != nil {
+		return s.tripped(r, rec, trip, start)
+	}
 	if !d.Allow {
 		s.count(false, d.Rule, d.Reason)
 		resp := denial(r, d.Reason, d.Rule, d.Explanation)
@@ -71,17 +78,35 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", "websocket")
 	}
+	var injected []string
 	for _, inj := range d.Inject {
 		out.Header.Set(inj.Header, inj.Secret.HeaderValue())
-		rec.Secrets = append(rec.Secrets, inj.Name)
+		injected = append(injected, inj.Name)
 	}
+	rec.Secrets = injected
 	if len(d.Inject) > 0 {
 		// Responses to requests that carried a secret are scanned for it.
 		out.Header.Set("Accept-Encoding", "identity")
 	}
 	in := &countingReader{r: r.Body}
+	var trip *tripReader
 	if r.Body != nil && r.Body != http.NoBody {
 		out.Body = in
+		if len(dets) > 0 {
+			// Scan the start of the body before dialling, so a small body
+			// with a foreign placeholder never leaves; the rest is
+			// scanned as it streams, and the request is cut off on a hit.
+			trip = newTripReader(in, dets)
+			head, err := io.ReadAll(io.LimitReader(trip, peekBody))
+			if trip.hit != nil {
+				rec.Secrets = nil
+				return s.tripped(r, rec, trip.hit, start)
+			}
+			if err != nil {
+				return s.refuse(r, t, ReasonBadRequest, d.Rule, "could not read the request body")
+			}
+			out.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(head), trip), c: trip}
+		}
 	}
 
 	tr := s.public
@@ -90,6 +115,13 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	sent := s.cfg.Now()
 	resp, err := tr.RoundTrip(out.WithContext(r.Context()))
+	if trip != nil && trip.hit != nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		rec.Secrets = nil
+		return s.tripped(r, rec, trip.hit, start)
+	}
 	if m := s.cfg.Metrics; m != nil && err == nil {
 		m.UpstreamDuration.WithLabelValues(d.Rule).Observe(s.cfg.Now().Sub(sent).Seconds())
 	}
@@ -104,19 +136,48 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	s.count(true, d.Rule, d.Reason)
 	if m := s.cfg.Metrics; m != nil {
-		for _, inj := range d.Inject {
-			m.Injections.WithLabelValues(inj.Name, d.Rule).Inc()
+		for _, name := range injected {
+			m.Injections.WithLabelValues(name, d.Rule).Inc()
 		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
 	}
+	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	scrubbed := func() map[string]int64 { return nil }
+	if len(injected) > 0 {
+		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
+			resp.Body.Close()
+			s.count(false, d.Rule, ReasonUpstreamError)
+			return s.refuse(r, t, ReasonUpstreamError, d.Rule, "the response cannot be scanned for the injected secret")
+		}
+	}
 	rec.Decision, rec.Status = "allow", resp.StatusCode
-	body := &auditedBody{rc: resp.Body, done: func(n int64) {
+	resp.Body = &auditedBody{rc: resp.Body, stream: stream, done: func(n int64) {
 		rec.BytesIn, rec.BytesOut = in.n, n
+		for name, c := range scrubbed() {
+			rec.Scrubbed += int(c)
+			if m := s.cfg.Metrics; m != nil && c > 0 {
+				m.Scrubs.WithLabelValues(name).Add(float64(c))
+			}
+		}
 		s.audit(rec, start)
 	}}
-	resp.Body = body
+	return resp
+}
+
+// tripped refuses a request that carried a placeholder to a foreign host.
+func (s *Server) tripped(r *http.Request, rec Record, trip *tripwireError, start time.Time) *http.Response {
+	resp := denial(r, ReasonTripwire, rec.Rule, trip.Error())
+	s.count(false, rec.Rule, ReasonTripwire)
+	if m := s.cfg.Metrics; m != nil {
+		m.Tripwires.WithLabelValues(trip.secret).Inc()
+	}
+	rec.Decision, rec.Reason, rec.Status, rec.Tripwire = "deny", string(ReasonTripwire), resp.StatusCode, trip.secret
+	s.audit(rec, start)
+	if s.cfg.OnTripwire != nil {
+		s.cfg.OnTripwire(TripwireEvent{Secret: trip.secret, Where: trip.where, Host: rec.Host, Client: rec.Client})
+	}
 	return resp
 }
 
@@ -204,7 +265,11 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *http.Respon
 		return
 	}
 	var dst io.Writer = w
-	if resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	stream := resp.ContentLength < 0
+	if ab, ok := resp.Body.(*auditedBody); ok {
+		stream = ab.stream
+	}
+	if stream {
 		dst = &flushWriter{w: w, rc: http.NewResponseController(w)}
 	}
 	io.Copy(dst, resp.Body) //nolint:errcheck // a client or upstream that goes away ends the copy
@@ -255,6 +320,17 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, resp *http.Response) {
 	wg.Wait()
 }
 
+// peekBody is how much of a request body is scanned for placeholders
+// before anything is sent upstream.
+const peekBody = 64 << 10
+
+type prefixedBody struct {
+	io.Reader
+	c io.Closer
+}
+
+func (b *prefixedBody) Close() error { return b.c.Close() }
+
 type countingReader struct {
 	r io.ReadCloser
 	n int64
@@ -271,10 +347,11 @@ func (c *countingReader) Close() error { return c.r.Close() }
 // auditedBody counts response bytes and reports once when the body is
 // finished or closed.
 type auditedBody struct {
-	rc   io.ReadCloser
-	n    int64
-	once sync.Once
-	done func(n int64)
+	rc     io.ReadCloser
+	stream bool // the upstream streams: flush each write to the client
+	n      int64
+	once   sync.Once
+	done   func(n int64)
 }
 
 func (b *auditedBody) Read(p []byte) (int, error) {

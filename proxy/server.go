@@ -89,6 +89,19 @@ type Config struct {
 	Limits Limits
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+	// OnTripwire, if not nil, is called when a request carries a secret's
+	// placeholder towards a host outside the secret's sealed binding. The
+	// request has already been refused; tokrun uses this to end the
+	// sandbox.
+	OnTripwire func(TripwireEvent)
+}
+
+// TripwireEvent describes a caught placeholder. It holds no secret.
+type TripwireEvent struct {
+	Secret string // the secret whose placeholder was seen
+	Where  string // "url", "header" or "body"
+	Host   string // canonical destination host
+	Client string
 }
 
 // Server is the egress proxy. Create it with New and serve listeners with
@@ -108,6 +121,11 @@ type Server struct {
 	mu      sync.Mutex
 	servers []*http.Server
 	closed  bool
+
+	phMu  sync.Mutex
+	extra map[string][]string // registered placeholders by secret
+	phGen uint64
+	index *secretIndex
 }
 
 // New validates cfg and returns a Server.

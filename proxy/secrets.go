@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tokrun/tokrun/internal/match"
+	"github.com/tokrun/tokrun/internal/scrub"
+	"github.com/tokrun/tokrun/policy"
+)
+
+// secretIndex holds, for one policy, what the proxy needs to scrub
+// secrets from responses and to catch placeholders headed elsewhere. It
+// is built once per policy (and placeholder registration), not per
+// request.
+type secretIndex struct {
+	pol *policy.Policy
+	gen uint64
+	// scrubbers replace a secret's encodings with its placeholder.
+	scrubbers map[string]*scrub.Scrubber
+	// detectors find a secret's placeholders in their encodings.
+	detectors map[string]*scrub.Scrubber
+	// hosts are the sealed host patterns of each secret.
+	hosts map[string][]match.HostPattern
+	names []string
+}
+
+// AddPlaceholders registers placeholders for a secret, in addition to the
+// policy's fixed ones: the tripwire refuses requests that carry them to a
+// host outside the secret's sealed binding, and scrubbing replaces echoes
+// of the secret with the first registered placeholder. tokrun registers
+// the random per-run placeholders it gives the sandbox.
+func (s *Server) AddPlaceholders(secret string, placeholders ...string) error {
+	for _, p := range placeholders {
+		if !placeholderRE.MatchString(p) {
+			return fmt.Errorf("proxy: a placeholder is 12 to 128 letters, digits, '_' or '-'")
+		}
+	}
+	s.phMu.Lock()
+	defer s.phMu.Unlock()
+	if s.extra == nil {
+		s.extra = map[string][]string{}
+	}
+	s.extra[secret] = append(s.extra[secret], placeholders...)
+	s.phGen++
+	return nil
+}
+
+var placeholderRE = regexp.MustCompile(`^[A-Za-z0-9_-]{12,128}$`)
+
+// secrets returns the index for the policy in force, building it when the
+// policy or the registered placeholders changed.
+func (s *Server) secrets(p *policy.Policy) *secretIndex {
+	s.phMu.Lock()
+	defer s.phMu.Unlock()
+	if ix := s.index; ix != nil && ix.pol == p && ix.gen == s.phGen {
+		return ix
+	}
+	ix := &secretIndex{pol: p, gen: s.phGen, scrubbers: map[string]*scrub.Scrubber{},
+		detectors: map[string]*scrub.Scrubber{}, hosts: map[string][]match.HostPattern{}}
+	for _, sec := range p.Secrets() {
+		phs := append(slices.Clone(s.extra[sec.Name]), sec.Placeholders...)
+		replacement := "tokrun-redacted-" + strings.Map(func(r rune) rune {
+			if r == '.' {
+				return '_'
+			}
+			return r
+		}, sec.Name)
+		if len(phs) > 0 {
+			replacement = phs[0]
+		}
+		if sc, err := scrub.New([]scrub.Pair{{Secret: sec.Sealed.Reveal(), Placeholder: replacement}}); err == nil {
+			ix.scrubbers[sec.Name] = sc
+		} else {
+			// Policy loading refuses secrets too short to scrub, so this
+			// is a placeholder that overlaps its own secret.
+			s.log.Error("cannot scrub secret; its responses will be refused", "secret", sec.Name, "err", err)
+		}
+		if len(phs) > 0 {
+			pairs := make([]scrub.Pair, len(phs))
+			for i, ph := range phs {
+				pairs[i] = scrub.Pair{Secret: ph, Placeholder: "tokrun-tripwire"}
+			}
+			if d, err := scrub.New(pairs); err == nil {
+				ix.detectors[sec.Name] = d
+			} else {
+				s.log.Error("cannot build tripwire", "secret", sec.Name, "err", err)
+			}
+		}
+		for _, h := range sec.Sealed.Binding().Hosts {
+			if hp, err := match.ParseHostPattern(h); err == nil {
+				ix.hosts[sec.Name] = append(ix.hosts[sec.Name], hp)
+			}
+		}
+		ix.names = append(ix.names, sec.Name)
+	}
+	s.index = ix
+	return ix
+}
+
+// foreign returns the detectors of secrets whose sealed hosts do not
+// include host: their placeholders must not go there.
+func (ix *secretIndex) foreign(host string) []tripDetector {
+	var out []tripDetector
+	for _, name := range ix.names {
+		d := ix.detectors[name]
+		if d == nil || slices.ContainsFunc(ix.hosts[name], func(p match.HostPattern) bool { return p.Match(host) }) {
+			continue
+		}
+		out = append(out, tripDetector{secret: name, d: d})
+	}
+	return out
+}
+
+type tripDetector struct {
+	secret string
+	d      *scrub.Scrubber
+}
+
+// tripwireError reports a placeholder found on its way to a foreign host.
+type tripwireError struct {
+	secret string
+	where  string // "url", "header", "body"
+}
+
+func (e *tripwireError) Error() string {
+	return fmt.Sprintf("a placeholder of secret %s was sent in the request %s to a host outside its binding", e.secret, e.where)
+}
+
+// checkHead looks for foreign placeholders in the request target and
+// header values.
+func checkHead(r *http.Request, dets []tripDetector) *tripwireError {
+	for _, td := range dets {
+		if _, n := td.d.Replace(r.RequestURI); n > 0 {
+			return &tripwireError{secret: td.secret, where: "url"}
+		}
+		if r.URL != nil {
+			if _, n := td.d.Replace(r.URL.String()); n > 0 {
+				return &tripwireError{secret: td.secret, where: "url"}
+			}
+		}
+		for name, vs := range r.Header {
+			for _, v := range vs {
+				if _, n := td.d.Replace(name + ": " + v); n > 0 {
+					return &tripwireError{secret: td.secret, where: "header"}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// tripReader passes a request body through the detectors and fails the
+// read, before the bytes go anywhere, when a placeholder appears.
+type tripReader struct {
+	rs   []*scrub.Reader
+	dets []tripDetector
+	top  io.Reader
+	src  io.Closer
+	hit  *tripwireError
+}
+
+func newTripReader(body io.ReadCloser, dets []tripDetector) *tripReader {
+	t := &tripReader{dets: dets, src: body}
+	var r io.Reader = body
+	for _, td := range dets {
+		sr := td.d.Reader(r)
+		t.rs = append(t.rs, sr)
+		r = sr
+	}
+	t.top = r
+	return t
+}
+
+func (t *tripReader) Read(p []byte) (int, error) {
+	if t.hit != nil {
+		return 0, t.hit
+	}
+	n, err := t.top.Read(p)
+	for i, r := range t.rs {
+		if r.Count() > 0 {
+			t.hit = &tripwireError{secret: t.dets[i].secret, where: "body"}
+			return 0, t.hit
+		}
+	}
+	return n, err
+}
+
+func (t *tripReader) Close() error { return t.src.Close() }
+
+// scrubResponse replaces the injected secrets in the response headers and
+// body. It returns a function that reports the replacements so far, per
+// secret.
+func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (func() map[string]int64, error) {
+	counts := map[string]int64{}
+	var readers []*scrub.Reader
+	var names []string
+	body := resp.Body
+	var r io.Reader = body
+	for _, name := range injected {
+		sc := ix.scrubbers[name]
+		if sc == nil {
+			return nil, errors.New("no scrubber for secret " + name)
+		}
+		for k, vs := range resp.Header {
+			for i, v := range vs {
+				if nv, n := sc.Replace(v); n > 0 {
+					vs[i] = nv
+					counts[name] += int64(n)
+				}
+			}
+			resp.Header[k] = vs
+		}
+		sr := sc.Reader(r)
+		readers, names, r = append(readers, sr), append(names, name), sr
+	}
+	if len(readers) > 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body = &scrubbedBody{Reader: r, c: body}
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	var mu sync.Mutex
+	return func() map[string]int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int64{}
+		for k, v := range counts {
+			out[k] = v
+		}
+		for i, sr := range readers {
+			out[names[i]] += sr.Count()
+		}
+		return out
+	}, nil
+}
+
+type scrubbedBody struct {
+	io.Reader
+	c io.Closer
+}
+
+func (b *scrubbedBody) Close() error { return b.c.Close() }
