@@ -20,6 +20,9 @@ import (
 	"github.com/tokrun/tokrun/sealing"
 )
 
+// minScrubbable is the shortest secret the proxy can scrub from responses.
+const minScrubbable = 8
+
 // maxPolicySize bounds a policy file.
 const maxPolicySize = 4 << 20
 
@@ -272,6 +275,10 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 		sec, err := b.opts.Keys.Open(token, name)
 		if err != nil {
 			b.errorf(tokenNode, sp, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("secret %q: ", name)))
+			continue
+		}
+		if len(sec.Reveal()) < minScrubbable {
+			b.errorf(tokenNode, sp, "the sealed value is shorter than %d bytes, too short to scrub from responses without corrupting them", minScrubbable)
 			continue
 		}
 		if na := sec.Binding().NotAfter; !na.IsZero() && b.opts.now().After(na) {
