@@ -68,13 +68,21 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		return resp
 	}
 
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.Close = false // a client's Connection: close must not end pooled upstream connections
-	out.URL = &url.URL{Scheme: d.Scheme, Host: authority(d.Host, d.Port, d.Scheme), Opaque: d.Path, RawQuery: r.URL.RawQuery}
-	out.Host = out.URL.Host
+	// The outgoing request is built from scratch: the canonical host and
+	// normalised path that were decided, and the client's headers (this
+	// handler owns them) with hop-by-hop headers removed. Close stays
+	// false, so a client's "Connection: close" cannot end pooled upstream
+	// connections.
+	upgrade := isWebSocketUpgrade(r.Header)
+	u := &url.URL{Scheme: d.Scheme, Host: authority(d.Host, d.Port, d.Scheme), Opaque: d.Path, RawQuery: r.URL.RawQuery}
+	out := (&http.Request{
+		Method: d.Method, URL: u, Host: u.Host, Header: r.Header,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: http.NoBody, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
+		Trailer: r.Trailer,
+	}).WithContext(r.Context())
 	stripHopByHop(out.Header)
-	if isWebSocketUpgrade(r.Header) {
+	if upgrade {
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", "websocket")
 	}
@@ -114,7 +122,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		tr = s.private
 	}
 	sent := s.cfg.Now()
-	resp, err := tr.RoundTrip(out.WithContext(r.Context()))
+	resp, err := tr.RoundTrip(out)
 	if trip != nil && trip.hit != nil {
 		if err == nil {
 			resp.Body.Close()

@@ -5,8 +5,13 @@ import (
 	"sync/atomic"
 )
 
-// chunkSize is how much a Reader asks of its source at a time.
-const chunkSize = 32 << 10
+// chunkSize is the most a Reader asks of its source at a time. A Reader
+// starts with firstChunk and doubles up to chunkSize while the source keeps
+// filling it, so short bodies (most API responses) cost little.
+const (
+	chunkSize  = 32 << 10
+	firstChunk = 2 << 10
+)
 
 // Reader streams a source with every form of every secret replaced.
 type Reader struct {
@@ -27,7 +32,7 @@ func (s *Scrubber) Reader(src io.Reader) *Reader {
 	return &Reader{
 		src: src,
 		s:   s.stream(),
-		win: make([]byte, 0, chunkSize+s.m.a.maxLen),
+		win: make([]byte, 0, firstChunk+s.m.a.maxLen),
 	}
 }
 
@@ -51,8 +56,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 // the source returned data or an error.
 func (r *Reader) fill() bool {
 	r.out, r.off = r.out[:0], 0
+	room := cap(r.win) - len(r.win)
 	n, err := r.src.Read(r.win[len(r.win):cap(r.win)])
 	r.win = r.win[:len(r.win)+n]
+	if n == room && cap(r.win) < chunkSize+r.s.a.maxLen {
+		// The source filled the window: give it more room next time.
+		r.win = append(make([]byte, 0, min(2*cap(r.win), chunkSize+r.s.a.maxLen)), r.win...)
+	}
 	e := more
 	switch {
 	case err == io.EOF:
