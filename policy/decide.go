@@ -158,6 +158,31 @@ func (p *Policy) buildIndex() {
 	p.denyIdx = newHostIndex(p.deny)
 }
 
+// start checks and canonicalises the scheme, port and host of req, the
+// part every decision shares. It returns the decision so far, and false
+// with a denial when the request can go no further.
+func start(req Request) (Decision, bool) {
+	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method, Path: req.Path}
+	if req.Scheme != "https" && req.Scheme != "http" {
+		return d.deny(SchemeNotAllowed, "scheme %q is never allowed; only https and http", req.Scheme), false
+	}
+	if d.Port == 0 {
+		d.Port = defaultPort(req.Scheme)
+	}
+	host, err := match.NormalizeHost(req.Host)
+	if err != nil {
+		return d.deny(InvalidHost, "host %q is not a valid host name or IP address", req.Host), false
+	}
+	d.Host = host
+	return d, true
+}
+
+// deny returns d as a denial for reason r.
+func (d Decision) deny(r Reason, format string, args ...any) Decision {
+	d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+	return d
+}
+
 // canonical is a request in normalised form.
 type canonical struct {
 	scheme, host, method, path string
@@ -167,39 +192,28 @@ type canonical struct {
 // Decide decides one request. It never fails: malformed requests are
 // denied with a reason.
 func (p *Policy) Decide(req Request) Decision {
-	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method, Path: req.Path}
-	deny := func(r Reason, format string, args ...any) Decision {
-		d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+	d, ok := start(req)
+	if !ok {
 		return d
 	}
-	if req.Scheme != "https" && req.Scheme != "http" {
-		return deny(SchemeNotAllowed, "scheme %q is never allowed; only https and http", req.Scheme)
-	}
-	if d.Port == 0 {
-		d.Port = defaultPort(req.Scheme)
-	}
-	host, err := match.NormalizeHost(req.Host)
-	if err != nil {
-		return deny(InvalidHost, "host %q is not a valid host name or IP address", req.Host)
-	}
-	d.Host = host
 	path, err := match.NormalizePath(req.Path)
 	if err != nil {
-		return deny(InvalidPath, "path refused: %s; send it without encoded slashes, backslashes or control characters", strings.TrimPrefix(err.Error(), match.ErrPath.Error()+": "))
+		return d.deny(InvalidPath, "path refused: %s; send it without encoded slashes, backslashes or control characters", strings.TrimPrefix(err.Error(), match.ErrPath.Error()+": "))
 	}
 	d.Path = path
 	method, err := match.ParseMethod(req.Method)
 	if err != nil {
-		return deny(MethodNotAllowed, "method %q is never allowed; allowed methods are %s", req.Method, strings.Join(match.Methods(), ", "))
+		return d.deny(MethodNotAllowed, "method %q is never allowed; allowed methods are %s", req.Method, strings.Join(match.Methods(), ", "))
 	}
 	d.Method = method
+	host := d.Host
 	c := canonical{scheme: req.Scheme, host: host, method: method, path: path, port: d.Port}
 
 	var buf [16]int
 	for _, i := range p.denyIdx.candidates(host, buf[:]) {
 		if r := p.deny[i]; r.check(&c) == stageMatched {
 			d.Rule = r.Name
-			return deny(DeniedByRule, "%s %s is refused by deny rule %s", method, target(&c), r.Name)
+			return d.deny(DeniedByRule, "%s %s is refused by deny rule %s", method, target(&c), r.Name)
 		}
 	}
 	best, bestStage := (*Rule)(nil), stageHost
@@ -214,17 +228,17 @@ func (p *Policy) Decide(req Request) Decision {
 		}
 	}
 	if best == nil {
-		return deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
 	}
 	switch bestStage {
 	case stageScheme:
-		return deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
 	case stagePort:
-		return deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
 	case stageMethod:
-		return deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
+		return d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
 	default:
-		return deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
+		return d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
 	}
 }
 
@@ -235,28 +249,17 @@ func (p *Policy) Decide(req Request) Decision {
 // scheme, host and port, or when a deny rule without methods or paths
 // covers it.
 func (p *Policy) DecideHost(req Request) Decision {
-	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method}
-	deny := func(r Reason, format string, args ...any) Decision {
-		d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+	d, ok := start(req)
+	if !ok {
 		return d
 	}
-	if req.Scheme != "https" && req.Scheme != "http" {
-		return deny(SchemeNotAllowed, "scheme %q is never allowed; only https and http", req.Scheme)
-	}
-	if d.Port == 0 {
-		d.Port = defaultPort(req.Scheme)
-	}
-	host, err := match.NormalizeHost(req.Host)
-	if err != nil {
-		return deny(InvalidHost, "host %q is not a valid host name or IP address", req.Host)
-	}
-	d.Host = host
+	host := d.Host
 	c := canonical{scheme: req.Scheme, host: host, port: d.Port}
 	var buf [16]int
 	for _, i := range p.denyIdx.candidates(host, buf[:]) {
 		if r := p.deny[i]; len(r.Methods) == 0 && len(r.paths) == 0 && r.check(&c) == stageMatched {
 			d.Rule = r.Name
-			return deny(DeniedByRule, "%s is refused by deny rule %s", target(&c), r.Name)
+			return d.deny(DeniedByRule, "%s is refused by deny rule %s", target(&c), r.Name)
 		}
 	}
 	best, bestStage := (*Rule)(nil), stageHost
@@ -280,11 +283,11 @@ func (p *Policy) DecideHost(req Request) Decision {
 	}
 	switch {
 	case best == nil:
-		return deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
 	case bestStage == stageScheme:
-		return deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
 	default:
-		return deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -70,7 +71,7 @@ func newInspectCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageErrorf("inspect takes one argument, a sealed token or \"-\" for stdin (got %d)", len(args))
+				return cli.Usagef("inspect takes one argument, a sealed token or \"-\" for stdin (got %d)", len(args))
 			}
 			return nil
 		},
@@ -85,7 +86,7 @@ func newInspectCmd(e *env) *cobra.Command {
 
 func (e *env) inspect(arg, keyFile string, asJSON bool) error {
 	if arg == "-" && keyFile == "-" {
-		return usageErrorf("the token and the key file cannot both be read from stdin")
+		return cli.Usagef("the token and the key file cannot both be read from stdin")
 	}
 	token := arg
 	if arg == "-" {
@@ -97,7 +98,7 @@ func (e *env) inspect(arg, keyFile string, asJSON bool) error {
 	}
 	envelope, err := sealing.ParseEnvelope(token)
 	if err != nil {
-		return withHints(err, "a sealed token looks like tokrun.sealed.v1.<key id>.<data>; check that it was copied whole")
+		return cli.WithHints(err, "a sealed token looks like tokrun.sealed.v1.<key id>.<data>; check that it was copied whole")
 	}
 	r := &inspectReport{
 		Version:         envelope.Version,
@@ -113,9 +114,9 @@ func (e *env) inspect(arg, keyFile string, asJSON bool) error {
 		s, err := ring.Open(token, "")
 		switch {
 		case errors.Is(err, sealing.ErrUnknownKey):
-			return withHints(err, "use the key file whose \"# key id:\" comment reads "+envelope.KeyID.String())
+			return cli.WithHints(err, "use the key file whose \"# key id:\" comment reads "+envelope.KeyID.String())
 		case err != nil:
-			return withHints(err, "the token was changed after sealing or was not made by sealctl; seal the secret again")
+			return cli.WithHints(err, "the token was changed after sealing or was not made by sealctl; seal the secret again")
 		}
 		r.Secret = newSecretReport(s, e.clock())
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -66,7 +67,7 @@ func (e *env) keygen(out string) error {
 	}
 	if err := sealing.WriteKeyFile(out, k, now); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return withHints(err, "choose another path or remove it first")
+			return cli.WithHints(err, "choose another path or remove it first")
 		}
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -55,12 +56,12 @@ func (e *env) loadKeyRing(path string) (*sealing.KeyRing, error) {
 	if path != "" && path != "-" {
 		ring, err := sealing.LoadKeyFile(path, func(msg string) { e.warnf("%s", msg) })
 		if err != nil {
-			return nil, withHints(err, hint)
+			return nil, cli.WithHints(err, hint)
 		}
 		return ring, nil
 	}
 	if _, isTerm := terminalFD(e.stdin); isTerm {
-		return nil, withHints(errors.New("no key file given and stdin is a terminal"),
+		return nil, cli.WithHints(errors.New("no key file given and stdin is a terminal"),
 			"pass the key file with -i FILE, or redirect it: < FILE")
 	}
 	if mode, ok := regularFileMode(e.stdin); ok && mode.Perm()&0o077 != 0 {
@@ -72,7 +73,7 @@ func (e *env) loadKeyRing(path string) (*sealing.KeyRing, error) {
 	}
 	ring, err := sealing.ParseKeyFile("<stdin>", data)
 	if err != nil {
-		return nil, withHints(err, hint)
+		return nil, cli.WithHints(err, hint)
 	}
 	return ring, nil
 }

@@ -2,15 +2,15 @@ package main
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/tokrun/tokrun/internal/cli"
 )
 
 // env is everything a command may touch outside its arguments. Tests build
@@ -100,63 +100,14 @@ func newRootCmd(e *env) *cobra.Command {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(flagError)
+	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddCommand(newKeygenCmd(e), newPubkeyCmd(e), newSealCmd(e), newInspectCmd(e))
 	return root
 }
 
-// cliError is an error with advice for the user. Errors that cobra itself
-// returns (unknown flags and commands) are usage errors.
-type cliError struct {
-	err   error
-	hints []string
-	usage bool // add a usage hint for the failing command
-}
-
-func (c *cliError) Error() string { return c.err.Error() }
-func (c *cliError) Unwrap() error { return c.err }
-
-// withHints attaches advice to err.
-func withHints(err error, hints ...string) error {
-	return &cliError{err: err, hints: hints}
-}
-
-// usageErrorf reports a command line that cannot be run as written.
-func usageErrorf(format string, args ...any) error {
-	return &cliError{err: fmt.Errorf(format, args...), usage: true}
-}
-
-// flagError turns pflag's errors into usage errors. pflag quotes a whole
-// unknown shorthand cluster ("in -xVALUE"), which could hold a secret
-// typed by mistake, so that part is dropped.
-func flagError(_ *cobra.Command, err error) error {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "unknown shorthand flag") {
-		msg, _, _ = strings.Cut(msg, " in -")
-		err = errors.New(msg)
-	}
-	return &cliError{err: err, usage: true}
-}
-
 // report prints err in the sealctl grammar to stderr.
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
-	var ce *cliError
-	if !errors.As(err, &ce) {
-		ce = &cliError{err: err, usage: true}
-	}
-	fmt.Fprintf(e.stderr, "sealctl: error: %s\n", ce.err)
-	for _, h := range ce.hints {
-		fmt.Fprintf(e.stderr, "sealctl: hint: %s\n", h)
-	}
-	if !ce.usage {
-		return
-	}
-	if cmd == cmd.Root() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
-		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			fmt.Fprintf(e.stderr, "sealctl: hint: did you mean 'sealctl %s'?\n", s[0])
-		}
-	}
-	fmt.Fprintf(e.stderr, "sealctl: hint: run '%s --help'\n", cmd.CommandPath())
+	cli.Report(e.stderr, "sealctl", cmd, args, err, nil)
 }
 
 func (e *env) warnf(format string, args ...any) {
@@ -177,7 +128,7 @@ func terminalFD(f any) (int, bool) {
 // a secret typed on the command line by mistake.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErrorf("%s takes no arguments (got %d)", cmd.Name(), len(args))
+		return cli.Usagef("%s takes no arguments (got %d)", cmd.Name(), len(args))
 	}
 	return nil
 }

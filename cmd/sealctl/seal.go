@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/sealing"
 )
@@ -90,10 +91,10 @@ func newSealCmd(e *env) *cobra.Command {
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				// Never echo the arguments: one may be the secret.
-				return &cliError{
-					err:   fmt.Errorf("seal takes no arguments (got %d); the secret is read from stdin or --in FILE", len(args)),
-					hints: []string{"a secret typed on the command line may be in your shell history; consider rotating it"},
-					usage: true,
+				return &cli.Error{
+					Err:   fmt.Errorf("seal takes no arguments (got %d); the secret is read from stdin or --in FILE", len(args)),
+					Hints: []string{"a secret typed on the command line may be in your shell history; consider rotating it"},
+					Usage: true,
 				}
 			}
 			return nil
@@ -122,9 +123,9 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	flags := cmd.Flags()
 	switch {
 	case flags.Changed("to") && flags.Changed("to-file"):
-		return usageErrorf("--to and --to-file are mutually exclusive")
+		return cli.Usagef("--to and --to-file are mutually exclusive")
 	case !flags.Changed("to") && !flags.Changed("to-file"):
-		return usageErrorf("one of --to or --to-file is required")
+		return cli.Usagef("one of --to or --to-file is required")
 	}
 	var missing []string
 	for _, name := range []string{"name", "host", "header", "format"} {
@@ -133,7 +134,7 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 		}
 	}
 	if len(missing) > 0 {
-		return usageErrorf("missing required flag %s", strings.Join(missing, ", "))
+		return cli.Usagef("missing required flag %s", strings.Join(missing, ", "))
 	}
 
 	var to sealing.PublicKey
@@ -154,13 +155,13 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	}
 	if o.expires != "" {
 		if b.NotAfter, err = parseExpires(o.expires, now); err != nil {
-			return &cliError{err: err, usage: true}
+			return &cli.Error{Err: err, Usage: true}
 		}
 	}
 	// sealing validates a binding only while sealing, so seal a
 	// placeholder first and throw the result away.
 	if _, err := sealing.Seal(e.random(), to, b, "placeholder", now); err != nil {
-		return withHints(err, bindingHint(err))
+		return cli.WithHints(err, bindingHint(err))
 	}
 
 	value, err := e.readSecret(o.in, o.name)
@@ -171,7 +172,7 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	if err != nil {
 		if errors.Is(err, sealing.ErrBinding) {
 			// The binding passed above, so this is about the value.
-			return withHints(err, "the value must be one line of printable text without leading or trailing whitespace; one trailing newline is removed")
+			return cli.WithHints(err, "the value must be one line of printable text without leading or trailing whitespace; one trailing newline is removed")
 		}
 		return err
 	}
@@ -207,13 +208,13 @@ const recipientHint = "a public key starts with tokrunpub1; print it with 'sealc
 // key pasted by mistake must not end up in logs.
 func parseRecipient(s string) (sealing.PublicKey, error) {
 	if looksPrivate(s) {
-		return sealing.PublicKey{}, withHints(
+		return sealing.PublicKey{}, cli.WithHints(
 			errors.New("--to: this is a private key, not a public key; keep it secret"),
 			"seal to its public key, printed by 'sealctl pubkey -i KEYFILE'")
 	}
 	k, err := sealing.ParsePublicKey(strings.TrimSpace(s))
 	if err != nil {
-		return sealing.PublicKey{}, withHints(fmt.Errorf("--to: %w", err), recipientHint)
+		return sealing.PublicKey{}, cli.WithHints(fmt.Errorf("--to: %w", err), recipientHint)
 	}
 	return k, nil
 }
@@ -240,18 +241,18 @@ func readRecipientFile(path string) (sealing.PublicKey, error) {
 			continue
 		}
 		if looksPrivate(line) {
-			return sealing.PublicKey{}, withHints(
+			return sealing.PublicKey{}, cli.WithHints(
 				fmt.Errorf("%s:%d: this is a private key file, not a public key", path, i+1),
 				"write its public key with 'sealctl pubkey -i "+path+" > key.pub' and use --to-file key.pub")
 		}
 		k, err := sealing.ParsePublicKey(line)
 		if err != nil {
-			return sealing.PublicKey{}, withHints(fmt.Errorf("%s:%d: %w", path, i+1, err), recipientHint)
+			return sealing.PublicKey{}, cli.WithHints(fmt.Errorf("%s:%d: %w", path, i+1, err), recipientHint)
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) != 1 {
-		return sealing.PublicKey{}, withHints(
+		return sealing.PublicKey{}, cli.WithHints(
 			fmt.Errorf("%s: want exactly one public key, found %d", path, len(keys)),
 			"a --to-file holds one tokrunpub1... line; '#' lines are comments")
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokrun/tokrun/internal/cli"
 )
 
 const checkLong = `Validate a policy file.
@@ -34,7 +36,7 @@ func newCheckCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageErrorf("check takes one argument, the policy file (got %d)", len(args))
+				return cli.Usagef("check takes one argument, the policy file (got %d)", len(args))
 			}
 			return nil
 		},

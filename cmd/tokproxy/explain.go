@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -66,7 +67,7 @@ func newExplainCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 3 {
-				return usageErrorf("explain takes three arguments, the policy file, a method and a URL (got %d)", len(args))
+				return cli.Usagef("explain takes three arguments, the policy file, a method and a URL (got %d)", len(args))
 			}
 			return nil
 		},
@@ -92,7 +93,7 @@ func (e *env) explain(file, keyFile, method, rawURL string, asJSON bool) error {
 	if asJSON {
 		out, err := json.MarshalIndent(d, "", "  ")
 		if err != nil {
-			return withHints(err)
+			return cli.WithHints(err)
 		}
 		fmt.Fprintf(e.stdout, "%s\n", out)
 	} else {
@@ -114,7 +115,7 @@ const urlHint = "write the full URL with scheme and host, like https://api.opena
 func parseRequest(method, rawURL string) (policy.Request, error) {
 	_, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return policy.Request{}, withHints(errors.New("URL does not start with https:// or http://"), urlHint)
+		return policy.Request{}, cli.WithHints(errors.New("URL does not start with https:// or http://"), urlHint)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -122,22 +123,22 @@ func parseRequest(method, rawURL string) (policy.Request, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return policy.Request{}, withHints(fmt.Errorf("cannot parse URL: %v", err), urlHint)
+		return policy.Request{}, cli.WithHints(fmt.Errorf("cannot parse URL: %v", err), urlHint)
 	}
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http":
-		return policy.Request{}, withHints(fmt.Errorf("URL scheme %q is not supported; the proxy handles https and http", u.Scheme), urlHint)
+		return policy.Request{}, cli.WithHints(fmt.Errorf("URL scheme %q is not supported; the proxy handles https and http", u.Scheme), urlHint)
 	case u.Host == "" || u.Hostname() == "":
-		return policy.Request{}, withHints(errors.New("URL has no host"), urlHint)
+		return policy.Request{}, cli.WithHints(errors.New("URL has no host"), urlHint)
 	case u.User != nil:
-		return policy.Request{}, withHints(errors.New("URL holds a user name or password"),
+		return policy.Request{}, cli.WithHints(errors.New("URL holds a user name or password"),
 			"leave credentials out of the URL; the proxy injects them from sealed secrets")
 	}
 	port := 0
 	if s := u.Port(); s != "" {
 		port, err = strconv.Atoi(s)
 		if err != nil || port < 1 || port > 65535 {
-			return policy.Request{}, withHints(fmt.Errorf("URL port %s is out of range 1-65535", s), urlHint)
+			return policy.Request{}, cli.WithHints(fmt.Errorf("URL port %s is out of range 1-65535", s), urlHint)
 		}
 	}
 	// url.Parse found a host after "://", so rest is the authority

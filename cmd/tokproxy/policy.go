@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/policy"
 	"github.com/tokrun/tokrun/sealing"
 )
@@ -40,13 +41,13 @@ func (e *env) loadPolicy(file, keyFile string) (*policy.Policy, error) {
 	if keyFile != "" {
 		ring, err := sealing.LoadKeyFile(keyFile, func(msg string) { e.warnf("%s", msg) })
 		if err != nil {
-			return nil, withHints(err, "a key file holds TOKRUN-SECRET-KEY-1... lines, as written by 'sealctl keygen -o FILE'")
+			return nil, cli.WithHints(err, "a key file holds TOKRUN-SECRET-KEY-1... lines, as written by 'sealctl keygen -o FILE'")
 		}
 		opts.Keys = ring
 	}
 	p, err := policy.Load(file, opts)
 	if err != nil {
-		return nil, withHints(err)
+		return nil, cli.WithHints(err)
 	}
 	for _, w := range p.Warnings() {
 		e.warnf("%s", w)

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -92,7 +92,7 @@ func newRootCmd(e *env) *cobra.Command {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(flagError)
+	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddCommand(newPolicyCmd(e), newServeCmd(e), newTokenCmd(e))
 	return root
 }
@@ -103,74 +103,20 @@ type exitStatus int
 
 func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
 
-// cliError is an error with advice for the user. Errors that cobra itself
-// returns (unknown flags and commands) are usage errors.
-type cliError struct {
-	err   error
-	hints []string
-	usage bool // add a usage hint for the failing command
-}
-
-func (c *cliError) Error() string { return c.err.Error() }
-func (c *cliError) Unwrap() error { return c.err }
-
-// withHints attaches advice to err.
-func withHints(err error, hints ...string) error {
-	return &cliError{err: err, hints: hints}
-}
-
-// usageErrorf reports a command line that cannot be run as written.
-func usageErrorf(format string, args ...any) error {
-	return &cliError{err: fmt.Errorf(format, args...), usage: true}
-}
-
-// flagError turns pflag's errors into usage errors. pflag quotes a whole
-// unknown shorthand cluster ("in -xVALUE"), which could hold a secret
-// typed by mistake, so that part is dropped.
-func flagError(_ *cobra.Command, err error) error {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "unknown shorthand flag") {
-		msg, _, _ = strings.Cut(msg, " in -")
-		err = errors.New(msg)
-	}
-	return &cliError{err: err, usage: true}
-}
-
 // report prints err in the tokproxy grammar to stderr. An invalid policy
 // prints one error line per problem, each as file:line: field: message.
-// Errors that are not a cliError come from cobra and are usage errors.
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
-	var ce *cliError
-	if !errors.As(err, &ce) {
-		ce = &cliError{err: err, usage: true}
-	}
-	var problems policy.Errors
-	if errors.As(ce.err, &problems) {
-		for _, p := range problems {
-			e.errorf("%s", p)
+	cli.Report(e.stderr, "tokproxy", cmd, args, err, func(err error) []string {
+		var problems policy.Errors
+		if !errors.As(err, &problems) {
+			return nil
 		}
-	} else {
-		e.errorf("%s", ce.err)
-	}
-	hints := ce.hints
-	if cmd == cmd.Root() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
-		hints = append(hints, suggest(cmd, args[0])...)
-	}
-	for _, h := range hints {
-		fmt.Fprintf(e.stderr, "tokproxy: hint: %s\n", h)
-	}
-	if ce.usage {
-		fmt.Fprintf(e.stderr, "tokproxy: hint: run '%s --help'\n", cmd.CommandPath())
-	}
-}
-
-// suggest returns a hint naming the subcommand of cmd closest to name, if
-// any is close.
-func suggest(cmd *cobra.Command, name string) []string {
-	if s := cmd.SuggestionsFor(name); len(s) > 0 {
-		return []string{fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), s[0])}
-	}
-	return nil
+		lines := make([]string, len(problems))
+		for i, p := range problems {
+			lines[i] = p.String()
+		}
+		return lines
+	})
 }
 
 // runGroup runs a command that only groups subcommands: without arguments
@@ -180,10 +126,10 @@ func runGroup(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return cmd.Help()
 	}
-	return &cliError{
-		err:   fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
-		hints: suggest(cmd, args[0]),
-		usage: true,
+	return &cli.Error{
+		Err:   fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
+		Hints: cli.Suggest(cmd, args[0]),
+		Usage: true,
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -132,7 +133,7 @@ func newServeCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 {
-				return usageErrorf("serve takes no arguments, only flags (got %q); the policy file goes in --policy", args[0])
+				return cli.Usagef("serve takes no arguments, only flags (got %q); the policy file goes in --policy", args[0])
 			}
 			return nil
 		},
@@ -167,7 +168,7 @@ func (o *serveOptions) check(cmd *cobra.Command) []error {
 		bad("--policy is required")
 	}
 	if len(o.listen) == 0 {
-		errs = append(errs, withHints(errors.New("at least one --listen is required"),
+		errs = append(errs, cli.WithHints(errors.New("at least one --listen is required"),
 			"--listen unix:/run/tokproxy/proxy.sock, or --listen tcp:127.0.0.1:3128 with --token-file"))
 	}
 	seen := map[listenSpec]bool{}
@@ -188,7 +189,7 @@ func (o *serveOptions) check(cmd *cobra.Command) []error {
 		o.specs = append(o.specs, spec)
 	}
 	if tcp && o.tokenFile == "" {
-		errs = append(errs, withHints(errors.New("a tcp listener requires --token-file: TCP clients must authenticate"),
+		errs = append(errs, cli.WithHints(errors.New("a tcp listener requires --token-file: TCP clients must authenticate"),
 			"make a token with 'tokproxy token NAME --append tokens.txt', then add --token-file tokens.txt",
 			"or listen on a Unix socket (--listen unix:PATH), protected by its file mode"))
 	}
@@ -267,11 +268,11 @@ func (e *env) serve(cmd *cobra.Command, o *serveOptions) error {
 // invalid policy one line per problem, each error followed by its hints.
 func (e *env) reportAll(errs []error) {
 	for _, err := range errs {
-		var ce *cliError
+		var ce *cli.Error
 		var hints []string
 		if errors.As(err, &ce) {
-			hints = ce.hints
-			err = ce.err
+			hints = ce.Hints
+			err = ce.Err
 		}
 		var problems policy.Errors
 		var joined interface{ Unwrap() []error }

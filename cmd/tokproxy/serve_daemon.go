@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/policy"
 	"github.com/tokrun/tokrun/proxy"
 	"github.com/tokrun/tokrun/sealing"
@@ -60,7 +61,7 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 		keys, err = sealing.LoadKeyFile(o.keyFile, func(msg string) { e.warnf("%s", msg) })
 		if err != nil {
 			keyOK = false
-			errs = append(errs, withHints(err, "a key file holds TOKRUN-SECRET-KEY-1... lines, as written by 'sealctl keygen -o FILE'"))
+			errs = append(errs, cli.WithHints(err, "a key file holds TOKRUN-SECRET-KEY-1... lines, as written by 'sealctl keygen -o FILE'"))
 		}
 	}
 
@@ -206,7 +207,7 @@ func withKeyHint(err error, keyFile string) error {
 	}
 	for _, p := range problems {
 		if strings.Contains(p.Msg, "without a key file") {
-			return withHints(err, "give the proxy's private key file with --key KEYFILE")
+			return cli.WithHints(err, "give the proxy's private key file with --key KEYFILE")
 		}
 	}
 	return err

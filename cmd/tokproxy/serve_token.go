@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/proxy"
 )
 
@@ -43,7 +44,7 @@ func parseTokenFile(path string) ([]proxy.Token, error) {
 		return nil, errors.Join(problems...)
 	}
 	if len(tokens) == 0 {
-		return nil, withHints(fmt.Errorf("%s: no client tokens", path),
+		return nil, cli.WithHints(fmt.Errorf("%s: no client tokens", path),
 			"add one with 'tokproxy token NAME --append "+path+"'")
 	}
 	return tokens, nil
@@ -151,7 +152,7 @@ func newTokenCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageErrorf("token takes one argument, the client name (got %d)", len(args))
+				return cli.Usagef("token takes one argument, the client name (got %d)", len(args))
 			}
 			return nil
 		},
@@ -165,7 +166,7 @@ func newTokenCmd(e *env) *cobra.Command {
 
 func (e *env) token(name, appendFile string) error {
 	if !validTokenName.MatchString(name) {
-		return usageErrorf("client name %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return cli.Usagef("client name %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -195,11 +196,11 @@ func appendToken(path, name, line string) error {
 	}
 	tokens, problems := parseTokens(path, data)
 	if len(problems) > 0 {
-		return withHints(problems[0], "fix "+path+" first; tokproxy serve would refuse it")
+		return cli.WithHints(problems[0], "fix "+path+" first; tokproxy serve would refuse it")
 	}
 	for _, t := range tokens {
 		if t.Name == name {
-			return withHints(fmt.Errorf("%s already lists client %s", path, name), "delete its line to revoke the old token, then run this again")
+			return cli.WithHints(fmt.Errorf("%s already lists client %s", path, name), "delete its line to revoke the old token, then run this again")
 		}
 	}
 	if len(data) > 0 && data[len(data)-1] != '\n' {

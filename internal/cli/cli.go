@@ -1,0 +1,91 @@
+// Package cli holds the error grammar shared by tokrun's commands:
+//
+//	PROG: error: what went wrong
+//	PROG: hint: what to do about it
+//
+// on stderr, with a usage hint ("run 'PROG CMD --help'") after errors in
+// the command line itself. Errors never echo what the user typed where it
+// could be a secret.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Error is an error with advice for the user.
+type Error struct {
+	Err   error
+	Hints []string
+	Usage bool // the command line cannot be run as written: add a usage hint
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// WithHints attaches advice to err.
+func WithHints(err error, hints ...string) error {
+	return &Error{Err: err, Hints: hints}
+}
+
+// Usagef reports a command line that cannot be run as written.
+func Usagef(format string, args ...any) error {
+	return &Error{Err: fmt.Errorf(format, args...), Usage: true}
+}
+
+// FlagError turns pflag's errors into usage errors; install it with
+// cobra.Command.SetFlagErrorFunc. pflag quotes a whole unknown shorthand
+// cluster ("in -xVALUE"), which could hold a secret typed by mistake, so
+// that part is dropped.
+func FlagError(_ *cobra.Command, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "unknown shorthand flag") {
+		msg, _, _ = strings.Cut(msg, " in -")
+		err = errors.New(msg)
+	}
+	return &Error{Err: err, Usage: true}
+}
+
+// Suggest returns a hint naming the subcommand of cmd closest to name, if
+// any is close.
+func Suggest(cmd *cobra.Command, name string) []string {
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		return []string{fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), s[0])}
+	}
+	return nil
+}
+
+// Report prints err to w in the grammar of prog. lines, if not nil, may
+// split an error into several error lines (one per policy problem, say);
+// it returns nil to print the error as one line. Errors that are not an
+// *Error come from cobra itself and are usage errors.
+func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err error, lines func(error) []string) {
+	var ce *Error
+	if !errors.As(err, &ce) {
+		ce = &Error{Err: err, Usage: true}
+	}
+	var ls []string
+	if lines != nil {
+		ls = lines(ce.Err)
+	}
+	if ls == nil {
+		ls = []string{ce.Err.Error()}
+	}
+	for _, l := range ls {
+		fmt.Fprintf(w, "%s: error: %s\n", prog, l)
+	}
+	hints := ce.Hints
+	if cmd == cmd.Root() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
+		hints = append(hints, Suggest(cmd, args[0])...)
+	}
+	for _, h := range hints {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+	}
+	if ce.Usage {
+		fmt.Fprintf(w, "%s: hint: run '%s --help'\n", prog, cmd.CommandPath())
+	}
+}
