@@ -88,19 +88,7 @@ go to stderr as "sealctl: error: ...", "sealctl: hint: ..." and
 interrupted at the secret prompt.`
 
 func newRootCmd(e *env) *cobra.Command {
-	root := &cobra.Command{
-		Use:                        "sealctl",
-		Short:                      "Create tokrun keys and seal secrets to them",
-		Long:                       rootLong,
-		SilenceErrors:              true,
-		SilenceUsage:               true,
-		DisableSuggestions:         true, // report suggests instead, in the one grammar
-		SuggestionsMinimumDistance: 2,
-	}
-	root.SetIn(e.stdin)
-	root.SetOut(e.stdout)
-	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(cli.FlagError)
+	root := cli.Root("sealctl", "Create tokrun keys and seal secrets to them", rootLong, e.stdin, e.stdout, e.stderr)
 	root.AddCommand(newKeygenCmd(e), newPubkeyCmd(e), newSealCmd(e), newInspectCmd(e))
 	return root
 }

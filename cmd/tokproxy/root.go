@@ -80,19 +80,7 @@ the policy denies the request.`
 // newRootCmd builds the command tree. Each subcommand lives in its own
 // file and is added here.
 func newRootCmd(e *env) *cobra.Command {
-	root := &cobra.Command{
-		Use:                        "tokproxy",
-		Short:                      "Proxy that injects sealed secrets into the requests a policy allows",
-		Long:                       rootLong,
-		SilenceErrors:              true,
-		SilenceUsage:               true,
-		DisableSuggestions:         true, // report suggests instead, in the one grammar
-		SuggestionsMinimumDistance: 2,
-	}
-	root.SetIn(e.stdin)
-	root.SetOut(e.stdout)
-	root.SetErr(e.stderr)
-	root.SetFlagErrorFunc(cli.FlagError)
+	root := cli.Root("tokproxy", "Proxy that injects sealed secrets into the requests a policy allows", rootLong, e.stdin, e.stdout, e.stderr)
 	root.AddCommand(newPolicyCmd(e), newServeCmd(e), newTokenCmd(e))
 	return root
 }

@@ -89,3 +89,23 @@ func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err err
 		fmt.Fprintf(w, "%s: hint: run '%s --help'\n", prog, cmd.CommandPath())
 	}
 }
+
+// Root returns a root command wired for the grammar: cobra's own error and
+// usage printing off (Report prints instead), suggestions in hints, flag
+// errors as usage errors, and the given streams.
+func Root(use, short, long string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:                        use,
+		Short:                      short,
+		Long:                       long,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		DisableSuggestions:         true, // Report suggests instead, in the one grammar
+		SuggestionsMinimumDistance: 2,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(FlagError)
+	return root
+}
