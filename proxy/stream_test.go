@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,8 @@ func TestOversizedHeadersRefused(t *testing.T) {
 	h := newHarness(t, basicPolicy, nil)
 	tc := h.tunnel(t, "open.example.com")
 	defer tc.Close()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	go func() {
 		io.WriteString(tc, "GET / HTTP/1.1\r\nHost: open.example.com\r\nX-Big: ")
 		chunk := strings.Repeat("a", 64<<10)
@@ -151,6 +154,11 @@ func TestOversizedHeadersRefused(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Fatalf("refusing an oversized header allocated %d MiB", grown>>20)
 	}
 	if h.dials.Load() != 0 {
 		t.Fatal("oversized request reached upstream")
