@@ -2,18 +2,18 @@ package proxy
 
 import (
 	"context"
+
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/loadtest"
 )
 
 var benchPolicy = strings.Replace(basicPolicy, "deny:", "  - name: any-example\n    host: \"*.example.com\"\ndeny:", 1)
@@ -41,60 +41,6 @@ func (h *harness) directClient() *http.Client {
 	}}
 }
 
-// run sends n GET requests with c workers and returns per-request
-// latencies and the process CPU time used.
-func runLoad(b *testing.B, client *http.Client, url string, n, c int) ([]time.Duration, time.Duration, time.Duration) {
-	b.Helper()
-	lat := make([]time.Duration, n)
-	var next sync.Mutex
-	i := 0
-	cpu0 := cpuTime()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				next.Lock()
-				k := i
-				i++
-				next.Unlock()
-				if k >= n {
-					return
-				}
-				t0 := time.Now()
-				resp, err := client.Get(url)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				lat[k] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	return lat, time.Since(start), cpuTime() - cpu0
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func percentile(d []time.Duration, p float64) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[int(float64(len(s)-1)*p)]
-}
-
 // BenchmarkKeepAliveHTTPS compares kept-alive HTTPS requests (1 KiB
 // responses) through the proxy, with a secret injected and the response
 // scanned, against direct requests to the same upstream, measured in the
@@ -109,32 +55,23 @@ func BenchmarkKeepAliveHTTPS(b *testing.B) {
 			direct.Transport.(*http.Transport).MaxIdleConnsPerHost = c
 			proxied.Transport.(*http.Transport).MaxIdleConnsPerHost = c
 			const warm = 50
-			runLoad(b, direct, "https://api.example.com/v1/x", warm, c)
-			runLoad(b, proxied, "https://api.example.com/v1/x", warm, c)
+			url := "https://api.example.com/v1/x"
+			mustRun(b, direct, url, warm, c)
+			mustRun(b, proxied, url, warm, c)
 			n := 200 * c
-			var dLat, pLat []time.Duration
-			var dWall, pWall, dCPU, pCPU time.Duration
-			var ratios []float64
+			var cmp loadtest.Comparison
+			var dCPU, pCPU time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// Each round measures both, back to back, so that a burst
 				// of load from elsewhere on a shared machine hits one round
 				// rather than one side; the median round is reported.
-				l, dw, cpu := runLoad(b, direct, "https://api.example.com/v1/x", n, c)
-				dLat, dWall, dCPU = append(dLat, l...), dWall+dw, dCPU+cpu
-				l, pw, cpu := runLoad(b, proxied, "https://api.example.com/v1/x", n, c)
-				pLat, pWall, pCPU = append(pLat, l...), pWall+pw, pCPU+cpu
-				ratios = append(ratios, dw.Seconds()/pw.Seconds())
+				d, p := mustRun(b, direct, url, n, c), mustRun(b, proxied, url, n, c)
+				cmp.Add(d, p)
+				dCPU, pCPU = dCPU+d.CPU, pCPU+p.CPU
 			}
 			b.StopTimer()
-			slices.Sort(ratios)
-			reqs := float64(n * b.N)
-			b.ReportMetric(reqs/dWall.Seconds(), "direct-req/s")
-			b.ReportMetric(reqs/pWall.Seconds(), "proxy-req/s")
-			b.ReportMetric(ratios[len(ratios)/2], "ratio")
-			b.ReportMetric(float64((percentile(pLat, 0.5) - percentile(dLat, 0.5)).Microseconds()), "added-p50-µs")
-			b.ReportMetric(float64((percentile(pLat, 0.99) - percentile(dLat, 0.99)).Microseconds()), "added-p99-µs")
-			b.ReportMetric(float64((pCPU-dCPU).Microseconds())/reqs, "proxy-cpu-µs/req")
+			reportComparison(b, &cmp, pCPU-dCPU)
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -149,17 +86,35 @@ func BenchmarkFirstConnection(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		host := fmt.Sprintf("https://h%d-%d.example.com/", i, time.Now().UnixNano())
 		c := h.directClient()
-		t0 := time.Now()
-		runLoad(b, c, host, 1, 1)
-		direct += time.Since(t0)
+		direct += mustRun(b, c, host, 1, 1).Wall
 		c.CloseIdleConnections()
 		c = h.client()
-		t0 = time.Now()
-		runLoad(b, c, host, 1, 1)
-		proxied += time.Since(t0)
+		proxied += mustRun(b, c, host, 1, 1).Wall
 		c.CloseIdleConnections()
 	}
 	b.ReportMetric(float64(direct.Microseconds())/float64(b.N), "direct-µs")
 	b.ReportMetric(float64(proxied.Microseconds())/float64(b.N), "proxy-µs")
+	b.ReportMetric(0, "ns/op")
+}
+
+func mustRun(b *testing.B, c *http.Client, url string, n, conc int) loadtest.Result {
+	b.Helper()
+	r, err := loadtest.Run(c, url, n, conc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// reportComparison reports a proxy-versus-direct comparison; extraCPU is
+// the process CPU time the proxied runs took beyond the direct ones.
+func reportComparison(b *testing.B, cmp *loadtest.Comparison, extraCPU time.Duration) {
+	d, p := cmp.Throughput()
+	b.ReportMetric(d, "direct-req/s")
+	b.ReportMetric(p, "proxy-req/s")
+	b.ReportMetric(cmp.Ratio(), "ratio")
+	b.ReportMetric(float64(cmp.Added(0.5).Microseconds()), "added-p50-µs")
+	b.ReportMetric(float64(cmp.Added(0.99).Microseconds()), "added-p99-µs")
+	b.ReportMetric(float64(extraCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
 	b.ReportMetric(0, "ns/op")
 }

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokrun/tokrun/internal/loadtest"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+// BenchmarkDaemon compares kept-alive HTTPS through a real tokproxy
+// process (built without the race detector, audit log to a file) with
+// direct requests to the same upstream, in interleaved rounds, at
+// concurrency 1 and 8. The upstream and the clients run in the benchmark
+// process; the proxy runs in its own, as it would be deployed.
+func BenchmarkDaemon(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "tokproxy")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building tokproxy: %v\n%s", err, out)
+	}
+	body := make([]byte, 1024)
+	var upConns atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(body)
+	}))
+	up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			upConns.Add(1)
+		}
+	}
+	up.StartTLS()
+	defer up.Close()
+	_, upPort, _ := net.SplitHostPort(up.Listener.Addr().String())
+
+	keys, err := sealing.LoadKeyFile("../../testdata/sealing/key.txt", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{Name: "api", Hosts: []string{"127.0.0.1"},
+		Header: "Authorization", Format: "Bearer {}"}, "sk-bench-0123456789abcdef", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	token := "bench-token"
+	sum := sha256.Sum256([]byte(token))
+	files := map[string]string{
+		"policy.yaml":  fmt.Sprintf("version: 1\nsecrets:\n  api:\n    sealed: %s\nrules:\n  - name: api\n    host: 127.0.0.1\n    port: %s\n    paths: [\"/v1/**\"]\n    inject: [api]\n    unsafe_allow_private_network: true\n", tok, upPort),
+		"tokens.txt":   "bench " + hex.EncodeToString(sum[:]) + "\n",
+		"upstream.pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxyAddr := ln.Addr().String()
+	ln.Close()
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	if p := os.Getenv("TOKRUN_BENCH_AUDIT"); p != "" {
+		auditPath = p
+	}
+	cmd := exec.Command(bin, "serve", "--policy", filepath.Join(dir, "policy.yaml"), "--key", "../../testdata/sealing/key.txt",
+		"--listen", "tcp:"+proxyAddr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", filepath.Join(dir, "state"),
+		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GOMAXPROCS=" + os.Getenv("TOKRUN_BENCH_PROCS")}
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if os.Getenv("TOKRUN_BENCH_LOGS") != "" {
+			b.Logf("tokproxy log:\n%.3000s", logs.String())
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", proxyAddr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("tokproxy did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "state", "ca.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxyRoots, upRoots := x509.NewCertPool(), x509.NewCertPool()
+	proxyRoots.AppendCertsFromPEM(caPEM)
+	upRoots.AddCert(up.Certificate())
+	target := up.URL + "/v1/x"
+
+	for _, c := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			direct := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upRoots}, MaxIdleConnsPerHost: c}}
+			proxied := &http.Client{Transport: &http.Transport{
+				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}),
+				ProxyConnectHeader:  http.Header{"Proxy-Authorization": {"Bearer " + token}},
+				TLSClientConfig:     &tls.Config{RootCAs: proxyRoots},
+				MaxIdleConnsPerHost: c,
+			}}
+			run := func(cl *http.Client, n int) loadtest.Result {
+				r, err := loadtest.Run(cl, target, n, c)
+				if err != nil {
+					b.Fatalf("%v\n%s", err, logs.String())
+				}
+				return r
+			}
+			run(direct, 50)
+			run(proxied, 50)
+			var cmp loadtest.Comparison
+			var daemonCPU time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d := run(direct, 200*c)
+				cpu0 := processCPU(cmd.Process.Pid)
+				p := run(proxied, 200*c)
+				daemonCPU += processCPU(cmd.Process.Pid) - cpu0
+				cmp.Add(d, p)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(daemonCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
+			dr, pr := cmp.Throughput()
+			b.ReportMetric(dr, "direct-req/s")
+			b.ReportMetric(pr, "proxy-req/s")
+			b.ReportMetric(cmp.Ratio(), "ratio")
+			b.ReportMetric(float64(cmp.Added(0.5).Microseconds()), "added-p50-µs")
+			b.ReportMetric(float64(cmp.Added(0.99).Microseconds()), "added-p99-µs")
+			b.ReportMetric(float64(upConns.Load()), "upstream-conns")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// processCPU returns the user+system CPU time of process pid, from
+// /proc/PID/stat (in clock ticks of 10 ms on Linux; enough over a round
+// of hundreds of requests).
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data[i+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
