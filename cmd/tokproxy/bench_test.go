@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -75,12 +76,7 @@ func BenchmarkDaemon(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxyAddr := ln.Addr().String()
-	ln.Close()
+	proxyAddr := freeLoopback(b)
 	auditPath := filepath.Join(dir, "audit.jsonl")
 	if p := os.Getenv("TOKRUN_BENCH_AUDIT"); p != "" {
 		auditPath = p
@@ -98,20 +94,11 @@ func BenchmarkDaemon(b *testing.B) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		if os.Getenv("TOKRUN_BENCH_LOGS") != "" {
-			b.Logf("tokproxy log:\n%.3000s", logs.String())
+			audit, _ := os.ReadFile(auditPath)
+			b.Logf("tokproxy log:\n%.3000s\naudit: %d records, %d CONNECT", logs.String(), strings.Count(string(audit), "\n"), strings.Count(string(audit), `"CONNECT"`))
 		}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", proxyAddr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("tokproxy did not start:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(b, proxyAddr)
 	caPEM, err := os.ReadFile(filepath.Join(dir, "state", "ca.pem"))
 	if err != nil {
 		b.Fatal(err)
@@ -121,9 +108,34 @@ func BenchmarkDaemon(b *testing.B) {
 	upRoots.AddCert(up.Certificate())
 	target := up.URL + "/v1/x"
 
+	// The baseline a proxy process cannot beat: a blind TCP relay in its
+	// own process (this test binary, re-executed), with TLS end to end.
+	relayAddr := freeLoopback(b)
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	relay := exec.Command(exe)
+	relay.Env = []string{"TOKRUN_BENCH_RELAY=" + relayAddr + "," + up.Listener.Addr().String()}
+	if err := relay.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		relay.Process.Kill()
+		relay.Wait()
+	}()
+	waitListening(b, relayAddr)
+
 	for _, c := range []int{1, 8} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
 			direct := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upRoots}, MaxIdleConnsPerHost: c}}
+			relayed := &http.Client{Transport: &http.Transport{
+				TLSClientConfig:     &tls.Config{RootCAs: upRoots},
+				MaxIdleConnsPerHost: c,
+				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, relayAddr)
+				},
+			}}
 			proxied := &http.Client{Transport: &http.Transport{
 				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}),
 				ProxyConnectHeader:  http.Header{"Proxy-Authorization": {"Bearer " + token}},
@@ -138,18 +150,23 @@ func BenchmarkDaemon(b *testing.B) {
 				return r
 			}
 			run(direct, 50)
+			run(relayed, 50)
 			run(proxied, 50)
-			var cmp loadtest.Comparison
+			var cmp, relayCmp loadtest.Comparison
 			var daemonCPU time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d := run(direct, 200*c)
+				r := run(relayed, 200*c)
 				cpu0 := processCPU(cmd.Process.Pid)
 				p := run(proxied, 200*c)
 				daemonCPU += processCPU(cmd.Process.Pid) - cpu0
 				cmp.Add(d, p)
+				relayCmp.Add(d, r)
 			}
 			b.StopTimer()
+			b.ReportMetric(relayCmp.Ratio(), "relay-ratio")
+			b.ReportMetric(float64(relayCmp.Added(0.5).Microseconds()), "relay-added-p50-µs")
 			b.ReportMetric(float64(daemonCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
 			dr, pr := cmp.Throughput()
 			b.ReportMetric(dr, "direct-req/s")
@@ -180,4 +197,54 @@ func processCPU(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// relayMain copies bytes between each connection to listen and a new
+// connection to target ("LISTEN,TARGET"), until killed.
+func relayMain(addrs string) {
+	listen, target, _ := strings.Cut(addrs, ",")
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			go io.Copy(u, c)
+			io.Copy(c, u)
+		}()
+	}
+}
+
+func freeLoopback(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(b *testing.B, addr string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("nothing listens on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -18,6 +18,10 @@ import (
 const testNow = "2027-06-01T00:00:00Z"
 
 func TestMain(m *testing.M) {
+	if addrs := os.Getenv("TOKRUN_BENCH_RELAY"); addrs != "" {
+		relayMain(addrs) // BenchmarkDaemon's baseline: a blind TCP relay process
+		return
+	}
 	testscript.Main(m, map[string]func(){"tokproxy": testProgram})
 }
 
