@@ -21,8 +21,13 @@ import (
 	"time"
 )
 
-// testKey is the public test key; its private half is in the repository.
-const testKey = "../testdata/sealing/key.txt"
+// testKeySource is the public test key; its private half is in the
+// repository. git does not keep its 0600 mode, so TestMain copies it to
+// testKey with that mode: the CLI warns about wider modes.
+const testKeySource = "../testdata/sealing/key.txt"
+
+// testKey is the private copy of testKeySource made by TestMain.
+var testKey string
 
 // tokproxyBin is the tokproxy binary built from this tree by TestMain.
 var tokproxyBin string
@@ -38,6 +43,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	key, err := os.ReadFile(testKeySource)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	testKey = filepath.Join(dir, "key.txt")
+	if err := os.WriteFile(testKey, key, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	tokproxyBin = filepath.Join(dir, "tokproxy")
 	cmd := exec.Command("go", "build", "-o", tokproxyBin, "../cmd/tokproxy")
 	cmd.Stderr = os.Stderr
