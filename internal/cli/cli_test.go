@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func TestReportGrammar(t *testing.T) {
+	var out bytes.Buffer
+	root := Root("prog", "short", "long", nil, &out, &out)
+	sub := &cobra.Command{Use: "seal", Run: func(*cobra.Command, []string) {}}
+	root.AddCommand(sub)
+	tests := []struct {
+		name string
+		cmd  *cobra.Command
+		args []string
+		err  error
+		want string
+	}{
+		{"plain error is a usage error", sub, nil, errors.New("boom"),
+			"prog: error: boom\nprog: hint: run 'prog seal --help'\n"},
+		{"hints", sub, nil, WithHints(errors.New("no key"), "run prog keygen"),
+			"prog: error: no key\nprog: hint: run prog keygen\n"},
+		{"usage", sub, nil, Usagef("takes %d arguments", 0),
+			"prog: error: takes 0 arguments\nprog: hint: run 'prog seal --help'\n"},
+		{"unknown command suggests", root, []string{"sael"}, errors.New(`unknown command "sael" for "prog"`),
+			"prog: error: unknown command \"sael\" for \"prog\"\nprog: hint: did you mean 'prog seal'?\nprog: hint: run 'prog --help'\n"},
+	}
+	for _, tt := range tests {
+		out.Reset()
+		Report(&out, "prog", tt.cmd, tt.args, tt.err, nil)
+		if out.String() != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, out.String(), tt.want)
+		}
+	}
+	out.Reset()
+	Report(&out, "prog", sub, nil, WithHints(errors.New("many")), func(error) []string { return []string{"a:1: x", "a:2: y"} })
+	if out.String() != "prog: error: a:1: x\nprog: error: a:2: y\n" {
+		t.Errorf("split lines: %q", out.String())
+	}
+}
+
+// An unknown shorthand flag cluster may hold a secret typed by mistake;
+// it is never echoed.
+func TestFlagErrorDropsShorthandCluster(t *testing.T) {
+	err := FlagError(nil, errors.New("unknown shorthand flag: 'x' in -xsk-live-secret"))
+	var ce *Error
+	if !errors.As(err, &ce) || !ce.Usage || err.Error() != "unknown shorthand flag: 'x'" {
+		t.Fatalf("err = %v", err)
+	}
+}
