@@ -208,3 +208,19 @@ func TestDecideHost(t *testing.T) {
 		}
 	}
 }
+
+// Deny rules also match the spellings some servers fold together: case,
+// ";" parameters and trailing dots in a segment.
+func TestDenyMatchesLooseSpellings(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	for _, path := range []string{"/v1/files/x", "/v1/FILES/x", "/V1/Files/x", "/v1/files;jsessionid=1/x", "/v1/files./x", "/v1/files.;a/x", "/v1/Files"} {
+		d := p.Decide(Request{Scheme: "https", Host: "api.openai.com", Method: "GET", Path: path})
+		if d.Allow || d.Rule != "no-files" {
+			t.Errorf("%s: %+v", path, d)
+		}
+	}
+	d := p.Decide(Request{Scheme: "https", Host: "api.openai.com", Method: "GET", Path: "/v1/filesystem"})
+	if !d.Allow {
+		t.Errorf("/v1/filesystem denied: %+v", d)
+	}
+}

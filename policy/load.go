@@ -406,6 +406,11 @@ func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]in
 				}
 				r.paths = append(r.paths, g)
 				r.Paths = append(r.Paths, g.String())
+				if deny {
+					if lg, err := match.ParsePathGlob(loosePath(s)); err == nil {
+						r.loosePaths = append(r.loosePaths, lg)
+					}
+				}
 			})
 		}},
 	}

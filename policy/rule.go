@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/tokrun/tokrun/internal/match"
 )
@@ -33,6 +34,48 @@ type Rule struct {
 
 	host  match.HostPattern
 	paths []match.PathGlob
+	// loosePaths, for deny rules, are the paths in loose form (see
+	// loosePath), matched against the request's loose path as well.
+	loosePaths []match.PathGlob
+}
+
+// loosePath folds the spellings that some servers treat as the same path:
+// case (Express, ASP.NET), ";" parameters (Tomcat, Jetty) and trailing
+// dots (IIS) in each segment. Deny rules match it too, so "/v1/ADMIN",
+// "/v1/admin;x=y" and "/v1/admin." cannot slip past a deny of "/v1/admin".
+func loosePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			seg = seg[:j]
+		}
+		if seg != "." && seg != ".." {
+			seg = strings.TrimRight(seg, ".")
+		}
+		segs[i] = strings.ToLower(seg)
+	}
+	return strings.Join(segs, "/")
+}
+
+// denies reports whether deny rule r matches the request, in its exact
+// or loose form.
+func (r *Rule) denies(c *canonical, loose string) bool {
+	if r.check(c) == stageMatched {
+		return true
+	}
+	if len(r.loosePaths) == 0 {
+		return false
+	}
+	lc := *c
+	lc.path = loose
+	return r.withPaths(r.loosePaths).check(&lc) == stageMatched
+}
+
+// withPaths returns a copy of r matching paths instead of its own.
+func (r *Rule) withPaths(paths []match.PathGlob) *Rule {
+	cp := *r
+	cp.paths = paths
+	return &cp
 }
 
 // stage is how far a request got through a rule's conditions; it picks

@@ -10,14 +10,19 @@ import (
 
 // Reasons the proxy adds to the policy's own.
 const (
-	ReasonHostMismatch     policy.Reason = "host_mismatch"
-	ReasonPrivateAddress   policy.Reason = "private_address"
-	ReasonTripwire         policy.Reason = "tripwire"
-	ReasonUpstreamError    policy.Reason = "upstream_unreachable"
-	ReasonUpstreamTimeout  policy.Reason = "upstream_timeout"
-	ReasonAuthRequired     policy.Reason = "proxy_auth_required"
-	ReasonBadRequest       policy.Reason = "bad_request"
-	ReasonMethodNotAllowed policy.Reason = "method_not_allowed"
+	ReasonHostMismatch    policy.Reason = "host_mismatch"
+	ReasonPrivateAddress  policy.Reason = "private_address"
+	ReasonTripwire        policy.Reason = "tripwire"
+	ReasonUpstreamError   policy.Reason = "upstream_unreachable"
+	ReasonUpstreamTimeout policy.Reason = "upstream_timeout"
+	ReasonAuthRequired    policy.Reason = "proxy_auth_required"
+	ReasonBadRequest      policy.Reason = "bad_request"
+	// ReasonUpgradeWithSecret refuses a WebSocket upgrade on a rule that
+	// injects a secret: frames after the switch cannot be scrubbed.
+	ReasonUpgradeWithSecret policy.Reason = "upgrade_with_secret"
+	// ReasonUnscannable refuses a response to a request that carried a
+	// secret when the response cannot be scanned for it.
+	ReasonUnscannable policy.Reason = "response_unscannable"
 )
 
 // statusFor maps a reason to the HTTP status of the response. It is the one
@@ -30,12 +35,10 @@ func statusFor(r policy.Reason) int {
 		return http.StatusMisdirectedRequest
 	case ReasonAuthRequired:
 		return http.StatusProxyAuthRequired
-	case ReasonUpstreamError:
+	case ReasonUpstreamError, ReasonUnscannable:
 		return http.StatusBadGateway
 	case ReasonUpstreamTimeout:
 		return http.StatusGatewayTimeout
-	case policy.MethodNotAllowed:
-		return http.StatusForbidden
 	default:
 		return http.StatusForbidden
 	}

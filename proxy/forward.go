@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if trip := checkHead(r, dets); trip != nil {
 		return s.tripped(r, rec, trip, start)
 	}
+	if trip := checkDecided(d.Host, d.Path, r.URL.RawQuery, dets); trip != nil {
+		return s.tripped(r, rec, trip, start)
+	}
 	if !d.Allow {
 		s.count(false, d.Rule, d.Reason)
 		resp := denial(r, d.Reason, d.Rule, d.Explanation)
@@ -86,6 +90,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", "websocket")
 	}
+	out.Trailer = nil // trailers are neither scanned nor needed: never forwarded
+	if len(d.Inject) > 0 && upgrade {
+		// Frames after a protocol switch cannot be scrubbed.
+		return s.refuse(r, t, ReasonUpgradeWithSecret, d.Rule, "rule "+d.Rule+" injects a secret, and WebSocket traffic cannot be scanned for it; use a rule without secrets for WebSocket endpoints")
+	}
 	var injected []string
 	for _, inj := range d.Inject {
 		out.Header.Set(inj.Header, inj.Secret.HeaderValue())
@@ -93,8 +102,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	rec.Secrets = injected
 	if len(d.Inject) > 0 {
-		// Responses to requests that carried a secret are scanned for it.
+		// Responses to requests that carried a secret are scanned for it:
+		// ask for them whole and unencoded.
 		out.Header.Set("Accept-Encoding", "identity")
+		out.Header.Del("Range")
+		out.Header.Del("If-Range")
 	}
 	in := &countingReader{r: r.Body}
 	var trip *tripReader
@@ -137,7 +149,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		reason, why := classifyUpstreamError(err, d.Host, d.Port)
 		s.count(false, d.Rule, reason)
 		resp := denial(r, reason, d.Rule, why)
-		rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, err.Error(), in.n
+		// The transport's error text can quote upstream bytes (a malformed
+		// header echoing the secret): record only the public explanation.
+		rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, why, in.n
 		rec.Secrets = nil
 		s.audit(rec, start)
 		return resp
@@ -148,16 +162,23 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 			m.Injections.WithLabelValues(name, d.Rule).Inc()
 		}
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols && !upgrade {
+		resp.Body.Close()
+		return s.refuse(r, t, ReasonUpstreamError, d.Rule, "the upstream switched protocols without being asked")
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
 	}
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	scrubbed := func() map[string]int64 { return nil }
 	if len(injected) > 0 {
+		if err := decodeForScrubbing(resp); err != nil {
+			resp.Body.Close()
+			return s.refuse(r, t, ReasonUnscannable, d.Rule, err.Error())
+		}
 		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
-			s.count(false, d.Rule, ReasonUpstreamError)
-			return s.refuse(r, t, ReasonUpstreamError, d.Rule, "the response cannot be scanned for the injected secret")
+			return s.refuse(r, t, ReasonUnscannable, d.Rule, "the response cannot be scanned for the injected secret")
 		}
 	}
 	rec.Decision, rec.Status = "allow", resp.StatusCode
@@ -172,6 +193,30 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		s.audit(rec, start)
 	}}
 	return resp
+}
+
+// decodeForScrubbing makes a response to a request that carried a secret
+// scannable: a gzip body (sent although identity was asked for) is
+// decompressed for the client; any other encoding is refused, since an
+// echo of the secret inside it could not be found.
+func decodeForScrubbing(resp *http.Response) error {
+	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity":
+		return nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return fmt.Errorf("the upstream sent a gzip response that does not decompress")
+		}
+		resp.Body = &prefixedBody{Reader: zr, c: resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		return nil
+	default:
+		return fmt.Errorf("the upstream answered with Content-Encoding %q, which cannot be scanned for the injected secret", enc)
+	}
 }
 
 // tripped refuses a request that carried a placeholder to a foreign host.

@@ -28,6 +28,8 @@ var blockedPrefixes = mustPrefixes(
 	"100::/64",         // discard
 	"2001:db8::/32",    // documentation
 	"64:ff9b:1::/48",   // local-use NAT64
+	"::/96",            // IPv4-compatible (deprecated), e.g. ::7f00:1
+	"fec0::/10",        // site-local (deprecated)
 )
 
 // embeddingPrefixes carry an IPv4 address inside an IPv6 one; the

@@ -16,6 +16,7 @@ func TestPublicAddress(t *testing.T) {
 		"224.0.0.1", "239.255.255.250", "ff02::1", "255.255.255.255", "240.0.0.1",
 		"192.0.2.10", "198.18.0.1", "2001:db8::1",
 		"::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:a9fe:a9fe::",
+		"::7f00:1", "::a9fe:a9fe", "fec0::1",
 	}
 	for _, s := range blocked {
 		if PublicAddress(netip.MustParseAddr(s)) {

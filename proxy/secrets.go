@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ type secretIndex struct {
 	detectors map[string]*scrub.Scrubber
 	// hosts are the sealed host patterns of each secret.
 	hosts map[string][]match.HostPattern
+	lower map[string][]string // placeholders in lower case, by secret
 	names []string
 }
 
@@ -63,7 +65,7 @@ func (s *Server) secrets(p *policy.Policy) *secretIndex {
 		return ix
 	}
 	ix := &secretIndex{pol: p, gen: s.phGen, scrubbers: map[string]*scrub.Scrubber{},
-		detectors: map[string]*scrub.Scrubber{}, hosts: map[string][]match.HostPattern{}}
+		detectors: map[string]*scrub.Scrubber{}, hosts: map[string][]match.HostPattern{}, lower: map[string][]string{}}
 	for _, sec := range p.Secrets() {
 		phs := append(slices.Clone(s.extra[sec.Name]), sec.Placeholders...)
 		replacement := "tokrun-redacted-" + strings.Map(func(r rune) rune {
@@ -81,6 +83,9 @@ func (s *Server) secrets(p *policy.Policy) *secretIndex {
 			// Policy loading refuses secrets too short to scrub, so this
 			// is a placeholder that overlaps its own secret.
 			s.log.Error("cannot scrub secret; its responses will be refused", "secret", sec.Name, "err", err)
+		}
+		for _, ph := range phs {
+			ix.lower[sec.Name] = append(ix.lower[sec.Name], strings.ToLower(ph))
 		}
 		if len(phs) > 0 {
 			pairs := make([]scrub.Pair, len(phs))
@@ -113,7 +118,7 @@ func (ix *secretIndex) foreign(host string) []tripDetector {
 		if d == nil || slices.ContainsFunc(ix.hosts[name], func(p match.HostPattern) bool { return p.Match(host) }) {
 			continue
 		}
-		out = append(out, tripDetector{secret: name, d: d})
+		out = append(out, tripDetector{secret: name, d: d, lower: ix.lower[name]})
 	}
 	return out
 }
@@ -121,6 +126,7 @@ func (ix *secretIndex) foreign(host string) []tripDetector {
 type tripDetector struct {
 	secret string
 	d      *scrub.Scrubber
+	lower  []string // the placeholders in lower case, for host names
 }
 
 // tripwireError reports a placeholder found on its way to a foreign host.
@@ -150,6 +156,30 @@ func checkHead(r *http.Request, dets []tripDetector) *tripwireError {
 				if _, n := td.d.Replace(name + ": " + v); n > 0 {
 					return &tripwireError{secret: td.secret, where: "header"}
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkDecided looks for foreign placeholders in what will actually be
+// sent: the canonical host (a placeholder as a subdomain under a wildcard
+// rule), the normalised path (after percent-decoding) and the decoded
+// query.
+func checkDecided(host, path, rawQuery string, dets []tripDetector) *tripwireError {
+	q, err := url.QueryUnescape(rawQuery)
+	if err != nil {
+		q = rawQuery
+	}
+	for _, td := range dets {
+		for _, v := range []string{host, path, q} {
+			if _, n := td.d.Replace(v); n > 0 {
+				return &tripwireError{secret: td.secret, where: "url"}
+			}
+		}
+		for _, ph := range td.lower {
+			if strings.Contains(host, ph) {
+				return &tripwireError{secret: td.secret, where: "url"}
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,11 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	var errs []error
 	d := &daemon{opts: o}
 	d.log = slog.New(slog.NewTextHandler(e.stderr, nil))
+	// net/http's transport writes to the standard logger, quoting up to
+	// 4 KiB of what an upstream sent out of turn, which can echo an
+	// injected secret. The daemon's own logging is slog; the standard
+	// logger is silenced.
+	log.SetOutput(io.Discard)
 
 	var keys *sealing.KeyRing
 	keyOK := true

@@ -45,29 +45,36 @@ func (g PathGlob) Match(p string) bool {
 	if g.segs == nil || p == "" || p[0] != '/' {
 		return false
 	}
-	return matchSegs(g.segs, strings.Split(p[1:], "/"))
+	return matchSegs(g.segs, strings.Split(p[1:], "/"), matchSegment)
 }
 
-func matchSegs(pat, path []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			rest := pat[1:]
-			if len(rest) == 0 {
-				return true
-			}
-			for i := 0; i <= len(path); i++ {
-				if matchSegs(rest, path[i:]) {
-					return true
-				}
-			}
+// matchSegs matches path segments against pattern segments, where "**"
+// matches any run of segments. It is the classic wildcard algorithm (on a
+// mismatch, retry from the last "**" one segment further), so its time is
+// at most len(pat)*len(path) segment comparisons, whatever the number of
+// "**" in the pattern.
+func matchSegs(pat, path []string, matchSeg func(pat, s string) bool) bool {
+	pi, si := 0, 0
+	starP, starS := -1, 0
+	for si < len(path) {
+		switch {
+		case pi < len(pat) && pat[pi] == "**":
+			starP, starS = pi, si
+			pi++
+		case pi < len(pat) && matchSeg(pat[pi], path[si]):
+			pi++
+			si++
+		case starP >= 0:
+			starS++
+			pi, si = starP+1, starS
+		default:
 			return false
 		}
-		if len(path) == 0 || !matchSegment(pat[0], path[0]) {
-			return false
-		}
-		pat, path = pat[1:], path[1:]
 	}
-	return len(path) == 0
+	for pi < len(pat) && pat[pi] == "**" {
+		pi++
+	}
+	return pi == len(pat)
 }
 
 // matchSegment matches one segment against a pattern in which "*" stands

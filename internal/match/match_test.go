@@ -234,3 +234,25 @@ func TestParseMethod(t *testing.T) {
 		}
 	}
 }
+
+// Patterns with several "**" stay cheap on long paths: at most
+// len(pattern)*len(path) segment comparisons (a naive recursive matcher
+// needs minutes for this one).
+func TestPathGlobManyDoubleStarsIsBounded(t *testing.T) {
+	g, err := ParsePathGlob("/**/a/**/a/**/a/**/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.Split(strings.Repeat("a/", 2000)+"c", "/")
+	calls := 0
+	counting := func(p, s string) bool { calls++; return matchSegment(p, s) }
+	if matchSegs(g.segs, path, counting) {
+		t.Fatal("matched")
+	}
+	if limit := len(g.segs) * len(path); calls > limit {
+		t.Fatalf("%d segment comparisons, more than %d", calls, limit)
+	}
+	if !g.Match("/x/a/y/a/a/z/b") || g.Match("/a/a/b/c") {
+		t.Fatal("wrong result")
+	}
+}

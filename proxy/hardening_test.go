@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Regression tests for findings of a security review: each was a way for
+// a secret or a placeholder to get where it must not.
+
+// An upstream that compresses its echo although identity was asked for:
+// the proxy decompresses and scrubs; other encodings are refused.
+func TestCompressedEchoIsScrubbedOrRefused(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/br") {
+			w.Header().Set("Content-Encoding", "br")
+			fmt.Fprintf(w, "opaque %s", r.Header.Get("Authorization"))
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		gz := gzip.NewWriter(w)
+		fmt.Fprintf(gz, "you sent %s (Accept-Encoding=%q)", r.Header.Get("Authorization"), r.Header.Get("Accept-Encoding"))
+		gz.Close()
+	}))
+	status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/echo", nil))
+	if status != 200 || strings.Contains(body, testSecret) || !strings.Contains(body, `you sent Bearer tokrun-redacted-api (Accept-Encoding="identity")`) {
+		t.Fatalf("gzip: status %d body %q", status, body)
+	}
+	status, body, reason := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/echo/br", nil))
+	if status != 502 || reason != "response_unscannable" || strings.Contains(body, testSecret) {
+		t.Fatalf("br: status %d reason %q body %q", status, reason, body)
+	}
+	h.checkNoSecret()
+}
+
+// WebSocket frames cannot be scrubbed, so rules that inject a secret
+// refuse upgrades.
+func TestWebSocketRefusedOnRulesWithSecrets(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframe-with %s", r.Header.Get("Authorization"))
+		brw.Flush()
+		time.Sleep(100 * time.Millisecond)
+	}))
+	req := newRequest(t, "GET", "https://api.example.com/v1/realtime", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	status, body, reason := h.do(h.client(), req)
+	if status != 403 || reason != "upgrade_with_secret" || strings.Contains(body, testSecret) {
+		t.Fatalf("status %d reason %q body %q", status, reason, body)
+	}
+	if h.dials.Load() != 0 {
+		t.Fatal("the upgrade reached the upstream")
+	}
+}
+
+// A malformed upstream header that echoes the secret makes the transport
+// fail with an error quoting it; the audit log records only the reason.
+func TestAuditNeverQuotesUpstreamErrors(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nX-Debug %s\r\nContent-Length: 0\r\n\r\n", r.Header.Get("Authorization"))
+		brw.Flush()
+	}))
+	status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/x", nil))
+	if status != 502 || strings.Contains(body, testSecret) {
+		t.Fatalf("status %d body %q", status, body)
+	}
+	if !strings.Contains(h.audit.String(), `"error":"could not complete the request to api.example.com:443"`) {
+		t.Fatalf("audit:\n%s", h.audit.String())
+	}
+	h.checkNoSecret()
+}
+
+// The tripwire looks at what is sent, not only at what the client wrote:
+// a percent-encoded placeholder in the path, the query, the host name;
+// and request trailers are never forwarded.
+func TestTripwireSeesDecodedTarget(t *testing.T) {
+	var got []string
+	pol := strings.Replace(tripPolicy, "deny:", "  - name: wild\n    host: \"*.wild.example.com\"\ndeny:", 1)
+	h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got = append(got, r.Host+r.URL.RequestURI()+" trailer="+r.Trailer.Get("X-Exfil"))
+	}))
+	enc := "%74" + placeholder[1:]
+	for _, u := range []string{
+		"https://open.example.com/x/" + enc,
+		"https://open.example.com/x?q=" + enc,
+		"https://" + placeholder + ".wild.example.com/",
+		"https://" + strings.ToUpper(placeholder) + ".wild.example.com/",
+	} {
+		status, _, reason := h.do(h.client(), newRequest(t, "GET", u, nil))
+		if status != 403 || reason != "tripwire" {
+			t.Errorf("%s: status %d reason %q", u, status, reason)
+		}
+	}
+	req := newRequest(t, "POST", "https://open.example.com/x", strings.NewReader("hello"))
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Exfil": {placeholder}}
+	h.do(h.client(), req)
+	for _, g := range got {
+		if strings.Contains(strings.ToLower(g), strings.ToLower(placeholder)) {
+			t.Errorf("placeholder reached a foreign host: %s", g)
+		}
+	}
+}
+
+// Deny rules also catch the spellings some servers fold together.
+func TestDenyRuleCatchesLooseSpellings(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	for _, p := range []string{"/v1/admin/x", "/v1/ADMIN/x", "/v1/admin;a=b/x", "/v1/admin./x"} {
+		status, _, reason := h.do(h.client(), newRequest(t, "GET", "https://api.example.com"+p, nil))
+		if status != 403 || reason != "denied_by_rule" {
+			t.Errorf("%s: status %d reason %q", p, status, reason)
+		}
+	}
+	if h.dials.Load() != 0 {
+		t.Fatal("a denied spelling reached the upstream")
+	}
+}
