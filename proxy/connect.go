@@ -118,7 +118,8 @@ func (s *Server) serveTunnel(w http.ResponseWriter, r *http.Request) {
 		s.write(w, r, s.refuse(r, target{scheme: "https", host: t.host, port: t.port, client: t.client}, ReasonHostMismatch, "", why))
 		return
 	}
-	s.write(w, r, s.exchange(r, target{scheme: "https", host: t.host, port: t.port, client: t.client}))
+	rc := http.NewResponseController(w)
+	s.write(w, r, s.exchange(r, target{scheme: "https", host: t.host, port: t.port, client: t.client, readDeadline: rc.SetReadDeadline}))
 }
 
 func (s *Server) checkTunnelHost(r *http.Request, t *tunnel) string {

@@ -25,6 +25,9 @@ type target struct {
 	host   string
 	port   int
 	client string
+	// readDeadline, if not nil, sets the client connection's read
+	// deadline (inside tunnels), to bound how long a body may trickle.
+	readDeadline func(time.Time) error
 }
 
 // exchangePlain handles an absolute-form http:// request (no tunnel).
@@ -117,7 +120,13 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 			// with a foreign placeholder never leaves; the rest is
 			// scanned as it streams, and the request is cut off on a hit.
 			trip = newTripReader(in, dets)
+			if t.readDeadline != nil {
+				t.readDeadline(s.cfg.Now().Add(s.limits.BodyPeekTimeout)) //nolint:errcheck // best effort
+			}
 			head, err := io.ReadAll(io.LimitReader(trip, peekBody))
+			if t.readDeadline != nil {
+				t.readDeadline(time.Time{}) //nolint:errcheck
+			}
 			if trip.hit != nil {
 				rec.Secrets = nil
 				return s.tripped(r, rec, trip.hit, start)

@@ -131,3 +131,29 @@ func TestDenyRuleCatchesLooseSpellings(t *testing.T) {
 		t.Fatal("a denied spelling reached the upstream")
 	}
 }
+
+// A body that trickles in too slowly to be scanned before dialling is cut
+// off instead of holding the connection.
+func TestTrickledBodyTimesOut(t *testing.T) {
+	h := newHarness(t, tripPolicy, nil, func(_ *harness, c *Config) { c.Limits.BodyPeekTimeout = 200 * time.Millisecond })
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go io.WriteString(pw, "start of a body that never ends")
+	req := newRequest(t, "POST", "https://open.example.com/upload", pr)
+	req.ContentLength = 1 << 20
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := h.client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a trickling body held the request for 20s")
+	}
+	if h.dials.Load() != 0 {
+		t.Fatal("a body that never arrived was sent upstream")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"golang.org/x/net/netutil"
 
 	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/policy"
@@ -34,6 +35,8 @@ type Limits struct {
 	TLSHandshakeTimeout   time.Duration // 10s: upstream TLS handshake
 	ResponseHeaderTimeout time.Duration // 5m: upstream response headers after the request is sent
 	MaxIdleConnsPerHost   int           // 64: pooled upstream connections per host
+	MaxConns              int           // 4096: client connections open at once per listener
+	BodyPeekTimeout       time.Duration // 30s: to receive the part of a body scanned before dialling
 }
 
 func (l Limits) withDefaults() Limits {
@@ -54,6 +57,10 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxIdleConnsPerHost == 0 {
 		l.MaxIdleConnsPerHost = 64
 	}
+	if l.MaxConns == 0 {
+		l.MaxConns = 4096
+	}
+	def(&l.BodyPeekTimeout, 30*time.Second)
 	return l
 }
 
@@ -253,7 +260,7 @@ func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
-	return srv.Serve(ln)
+	return srv.Serve(netutil.LimitListener(ln, s.limits.MaxConns))
 }
 
 // Shutdown stops accepting connections at once, on every listener, and
