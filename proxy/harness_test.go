@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -16,10 +15,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,32 +36,14 @@ const testSecret = "sk-test-SECRET-0123456789abcdef"
 // machine while the address guard sees a public address.
 var fakePublic = netip.MustParseAddr("100.128.0.7")
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t        testing.TB
 	upstream *httptest.Server
 	srv      *Server
 	ca       *CA
 	proxyURL *url.URL
-	audit    *syncBuffer
-	logs     *syncBuffer
+	audit    *syncbuf.Buffer
+	logs     *syncbuf.Buffer
 	reg      *prometheus.Registry
 	metrics  *Metrics
 	dials    atomic.Int32
@@ -89,7 +71,7 @@ func newHarness(t testing.TB, policyText string, handler http.Handler, opts ...f
 	if handler == nil {
 		handler = http.HandlerFunc(upstreamHandler)
 	}
-	h := &harness{t: t, audit: &syncBuffer{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	h := &harness{t: t, audit: &syncbuf.Buffer{}, logs: &syncbuf.Buffer{}, reg: prometheus.NewRegistry()}
 	h.upstream = httptest.NewUnstartedServer(handler)
 	h.upstream.Listener.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/syncbuf"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -47,7 +49,7 @@ func TestRealPrometheusScrape(t *testing.T) {
 	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+webAddr)
 	cmd.Env = cleanEnv()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/syncbuf"
+
 	"github.com/tokrun/tokrun/internal/loadtest"
 	"github.com/tokrun/tokrun/sealing"
 )
@@ -85,7 +87,7 @@ func BenchmarkDaemon(b *testing.B) {
 		"--listen", "tcp:"+proxyAddr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", filepath.Join(dir, "state"),
 		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GOMAXPROCS=" + os.Getenv("TOKRUN_BENCH_PROCS")}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

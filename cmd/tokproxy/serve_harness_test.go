@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -24,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/syncbuf"
+
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -36,24 +37,6 @@ import (
 // e2eSecret is the sealed value; every output the client or an operator
 // sees is checked for it.
 const e2eSecret = "sk-e2e-SECRET-5f1d2c3b4a69788796a5b4c3"
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // upstream is the test API. /slow blocks until release is closed.
 type upstream struct {
@@ -196,8 +179,8 @@ const denyBlocked = `deny:
 type daemonProc struct {
 	t         *testing.T
 	cmd       *exec.Cmd
-	stdout    lockedBuffer
-	stderr    lockedBuffer
+	stdout    syncbuf.Buffer
+	stderr    syncbuf.Buffer
 	done      chan struct{}
 	waitErr   error
 	tcpAddr   string

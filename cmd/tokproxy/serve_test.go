@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/syncbuf"
 )
 
 // TestServeEndToEnd runs one daemon through its life: clients over the
@@ -408,7 +410,7 @@ func TestServeStartupErrors(t *testing.T) {
 	writeFile(t, regular, "not a socket")
 	okSock := filepath.Join(f.dir, "ok.sock")
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
 	st := e.run([]string{"serve", "--policy", f.policy, "--key", f.key, "--state-dir", f.stateDir,
 		"--listen", "unix:" + okSock, "--listen", "unix:" + liveSock, "--listen", "unix:" + regular,
