@@ -1,0 +1,42 @@
+// Package proxy is tokproxy's egress proxy: it decides every request by a
+// policy, injects sealed secrets into the requests that both the policy
+// and the secret's own binding allow, and keeps the secrets from going
+// anywhere else.
+//
+// Use it by creating a Server with New, giving it the policy in force (a
+// func, so reloads take effect at once), a CA for intercepted tunnels and
+// optionally an audit log and metrics, then serving listeners:
+//
+//	srv, err := proxy.New(proxy.Config{Policy: store.Policy, CA: ca, Audit: audit, Metrics: m})
+//	go srv.Serve(unixListener, proxy.ServeOptions{})
+//	go srv.Serve(tcpListener, proxy.ServeOptions{RequireAuth: true})
+//	...
+//	srv.Shutdown(ctx) // drains in-flight requests
+//
+// CONNECT is decided before any tunnel exists (403 with X-Tokrun-Reason
+// for a refused host), then intercepted with a leaf certificate for the
+// CONNECT host. Inside the tunnel every request is decided on its own; its
+// Host, any absolute-form authority and the TLS SNI must name the CONNECT
+// target (421 otherwise). Decide, inject and dial use one canonical host
+// and the normalised path. Hop-by-hop and Proxy-* headers, and every header
+// named in Connection, are stripped before injection; injection replaces
+// the header's value and touches nothing else.
+//
+// The dialer (GuardedDialer) resolves names itself and refuses
+// non-public addresses at connect time unless the matched rule allows
+// private destinations; rules with and without that allowance never share
+// pooled connections.
+//
+// Responses to requests that carried a secret are fetched unencoded and
+// scrubbed as they stream (internal/scrub): the secret, raw or encoded,
+// is replaced by its placeholder. A secret's placeholders headed to a host
+// outside its sealed binding trip the tripwire: the request is refused
+// before anything is sent (or cut off, for a placeholder deep in a large
+// body), counted, audited and reported to Config.OnTripwire.
+//
+// Every decision writes one audit Record and updates Metrics; neither ever
+// holds a secret value, a raw host or a path in a metric label. The
+// net/http transport writes to the standard library logger when an
+// upstream misbehaves, quoting what it sent: programs embedding the proxy
+// should silence it (log.SetOutput(io.Discard)), as tokproxy does.
+package proxy
