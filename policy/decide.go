@@ -209,9 +209,13 @@ func (p *Policy) Decide(req Request) Decision {
 	host := d.Host
 	c := canonical{scheme: req.Scheme, host: host, method: method, path: path, port: d.Port}
 
-	loose := loosePath(path)
 	var buf [16]int
-	for _, i := range p.denyIdx.candidates(host, buf[:]) {
+	denyCands := p.denyIdx.candidates(host, buf[:])
+	var loose string
+	if len(denyCands) > 0 {
+		loose = loosePath(path)
+	}
+	for _, i := range denyCands {
 		if r := p.deny[i]; r.denies(&c, loose) {
 			d.Rule = r.Name
 			return d.deny(DeniedByRule, "%s %s is refused by deny rule %s", method, target(&c), r.Name)
