@@ -65,6 +65,16 @@ var (
 	envRE         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
 
+// CheckPlaceholder reports whether p can be a placeholder: 12 to 128
+// letters, digits, '_' or '-', so that it survives URLs, headers and JSON
+// unchanged and can be scrubbed into responses.
+func CheckPlaceholder(p string) error {
+	if !placeholderRE.MatchString(p) {
+		return errors.New("a placeholder is 12 to 128 letters, digits, '_' or '-'")
+	}
+	return nil
+}
+
 // reservedEnv are variables tokrun sets itself; a placeholder may not
 // replace them.
 var reservedEnv = []string{
@@ -232,8 +242,8 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 			{"placeholders", false, func(v *yaml.Node, fp string) {
 				b.strList(v, fp, func(ph string, n *yaml.Node, ep string) {
 					switch {
-					case !placeholderRE.MatchString(ph):
-						b.errorf(n, ep, "a placeholder is 12 to 128 letters, digits, '_' or '-'")
+					case CheckPlaceholder(ph) != nil:
+						b.errorf(n, ep, "%v", CheckPlaceholder(ph))
 					case b.placeholders[ph] != "":
 						b.errorf(n, ep, "placeholder already used by secret %q", b.placeholders[ph])
 					default:

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -69,15 +70,9 @@ func denial(req *http.Request, reason policy.Reason, rule, explanation string) *
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          newStringBody(body),
+		Body:          io.NopCloser(strings.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       req,
 		Close:         reason == ReasonHostMismatch || reason == ReasonAuthRequired,
 	}
 }
-
-type stringBody struct{ *strings.Reader }
-
-func (stringBody) Close() error { return nil }
-
-func newStringBody(s string) stringBody { return stringBody{strings.NewReader(s)} }

@@ -134,7 +134,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 			if err != nil {
 				return s.refuse(r, t, ReasonBadRequest, d.Rule, "could not read the request body")
 			}
-			out.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(head), trip), c: trip}
+			out.Body = &readCloser{Reader: io.MultiReader(bytes.NewReader(head), trip), c: trip}
 		}
 	}
 
@@ -155,17 +155,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		m.UpstreamDuration.WithLabelValues(d.Rule).Observe(s.cfg.Now().Sub(sent).Seconds())
 	}
 	if err != nil {
-		reason, why := classifyUpstreamError(err, d.Host, d.Port)
-		s.count(false, d.Rule, reason)
-		resp := denial(r, reason, d.Rule, why)
 		// The transport's error text can quote upstream bytes (a malformed
 		// header echoing the secret): record only the public explanation.
-		rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, why, in.n
-		rec.Secrets = nil
-		s.audit(rec, start)
-		return resp
+		reason, why := classifyUpstreamError(err, d.Host, d.Port)
+		return s.fail(r, rec, reason, why, in.n, start)
 	}
-	s.count(true, d.Rule, d.Reason)
 	if m := s.cfg.Metrics; m != nil {
 		for _, name := range injected {
 			m.Injections.WithLabelValues(name, d.Rule).Inc()
@@ -173,7 +167,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols && !upgrade {
 		resp.Body.Close()
-		return s.refuse(r, t, ReasonUpstreamError, d.Rule, "the upstream switched protocols without being asked")
+		return s.fail(r, rec, ReasonUpstreamError, "the upstream switched protocols without being asked", in.n, start)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
@@ -183,13 +177,14 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if len(injected) > 0 {
 		if err := decodeForScrubbing(resp); err != nil {
 			resp.Body.Close()
-			return s.refuse(r, t, ReasonUnscannable, d.Rule, err.Error())
+			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n, start)
 		}
 		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
-			return s.refuse(r, t, ReasonUnscannable, d.Rule, "the response cannot be scanned for the injected secret")
+			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n, start)
 		}
 	}
+	s.count(true, d.Rule, d.Reason)
 	rec.Decision, rec.Status = "allow", resp.StatusCode
 	resp.Body = &auditedBody{rc: resp.Body, stream: stream, done: func(n int64) {
 		rec.BytesIn, rec.BytesOut = in.n, n
@@ -218,7 +213,7 @@ func decodeForScrubbing(resp *http.Response) error {
 		if err != nil {
 			return fmt.Errorf("the upstream sent a gzip response that does not decompress")
 		}
-		resp.Body = &prefixedBody{Reader: zr, c: resp.Body}
+		resp.Body = &readCloser{Reader: zr, c: resp.Body}
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
@@ -226,6 +221,18 @@ func decodeForScrubbing(resp *http.Response) error {
 	default:
 		return fmt.Errorf("the upstream answered with Content-Encoding %q, which cannot be scanned for the injected secret", enc)
 	}
+}
+
+// fail answers an allowed request that could not be completed: the
+// upstream failed, or its response cannot be scanned. rec keeps the
+// request's rule and the secrets that were sent; why goes to the client
+// and to the audit record's error field, so it must hold public facts only.
+func (s *Server) fail(r *http.Request, rec Record, reason policy.Reason, why string, bytesIn int64, start time.Time) *http.Response {
+	resp := denial(r, reason, rec.Rule, why)
+	s.count(false, rec.Rule, reason)
+	rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, why, bytesIn
+	s.audit(rec, start)
+	return resp
 }
 
 // tripped refuses a request that carried a placeholder to a foreign host.
@@ -386,12 +393,14 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, resp *http.Response) {
 // before anything is sent upstream.
 const peekBody = 64 << 10
 
-type prefixedBody struct {
+// readCloser reads from one reader and closes another (the source a
+// wrapping reader such as a decompressor or scrubber reads from).
+type readCloser struct {
 	io.Reader
 	c io.Closer
 }
 
-func (b *prefixedBody) Close() error { return b.c.Close() }
+func (b *readCloser) Close() error { return b.c.Close() }
 
 type countingReader struct {
 	r io.ReadCloser

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Regression tests for findings of a security review: each was a way for
@@ -155,5 +157,48 @@ func TestTrickledBodyTimesOut(t *testing.T) {
 	}
 	if h.dials.Load() != 0 {
 		t.Fatal("a body that never arrived was sent upstream")
+	}
+}
+
+// A late failure (the response cannot be scanned) is one decision, a
+// denial, and its audit record still names the rule and the secret sent.
+func TestLateFailureIsOneDecision(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "br")
+		io.WriteString(w, "opaque")
+	}))
+	if status, _, reason := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/x", nil)); status != 502 || reason != "response_unscannable" {
+		t.Fatalf("status %d reason %q", status, reason)
+	}
+	if got := testutil.ToFloat64(h.metrics.Decisions.WithLabelValues("allow", "api", "allowed")); got != 1 { // the CONNECT only
+		t.Fatalf("allow decisions %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(h.metrics.Decisions.WithLabelValues("deny", "api", "response_unscannable")); got != 1 {
+		t.Fatalf("unscannable decisions %v, want 1", got)
+	}
+	if !strings.Contains(lastLine(h.audit.String()), `"rule":"api","method":"GET","scheme":"https","host":"api.example.com","port":443,"path":"/v1/x","secrets":["api"],"status":502`) {
+		t.Fatalf("audit record:\n%s", lastLine(h.audit.String()))
+	}
+}
+
+// Placeholders registered at run time (tokrun's per-run ones) trip the
+// tripwire and are what scrubbing puts in place of the secret.
+func TestRegisteredPlaceholders(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(echoHandler))
+	srv := h.srv
+	if err := srv.AddPlaceholders("api", "bad placeholder"); err == nil {
+		t.Fatal("invalid placeholder accepted")
+	}
+	const runPH = "tokrun-run-ph-0123456789"
+	if err := srv.AddPlaceholders("api", runPH); err != nil {
+		t.Fatal(err)
+	}
+	status, _, reason := h.do(h.client(), withHeader(newRequest(t, "GET", "https://open.example.com/", nil), "X-Key", runPH))
+	if status != 403 || reason != "tripwire" {
+		t.Fatalf("foreign host: status %d reason %q", status, reason)
+	}
+	status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/echo/raw", nil))
+	if status != 200 || !strings.Contains(body, "Hello "+runPH+"!") {
+		t.Fatalf("scrubbed echo: status %d body %q", status, body)
 	}
 }

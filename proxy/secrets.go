@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -40,8 +39,8 @@ type secretIndex struct {
 // the random per-run placeholders it gives the sandbox.
 func (s *Server) AddPlaceholders(secret string, placeholders ...string) error {
 	for _, p := range placeholders {
-		if !placeholderRE.MatchString(p) {
-			return fmt.Errorf("proxy: a placeholder is 12 to 128 letters, digits, '_' or '-'")
+		if err := policy.CheckPlaceholder(p); err != nil {
+			return fmt.Errorf("proxy: %w", err)
 		}
 	}
 	s.phMu.Lock()
@@ -50,21 +49,23 @@ func (s *Server) AddPlaceholders(secret string, placeholders ...string) error {
 		s.extra = map[string][]string{}
 	}
 	s.extra[secret] = append(s.extra[secret], placeholders...)
-	s.phGen++
+	s.phGen.Add(1)
 	return nil
 }
-
-var placeholderRE = regexp.MustCompile(`^[A-Za-z0-9_-]{12,128}$`)
 
 // secrets returns the index for the policy in force, building it when the
 // policy or the registered placeholders changed.
 func (s *Server) secrets(p *policy.Policy) *secretIndex {
+	if ix := s.index.Load(); ix != nil && ix.pol == p && ix.gen == s.phGen.Load() {
+		return ix // the common case: no lock on the request path
+	}
 	s.phMu.Lock()
 	defer s.phMu.Unlock()
-	if ix := s.index; ix != nil && ix.pol == p && ix.gen == s.phGen {
+	gen := s.phGen.Load()
+	if ix := s.index.Load(); ix != nil && ix.pol == p && ix.gen == gen {
 		return ix
 	}
-	ix := &secretIndex{pol: p, gen: s.phGen, scrubbers: map[string]*scrub.Scrubber{},
+	ix := &secretIndex{pol: p, gen: gen, scrubbers: map[string]*scrub.Scrubber{},
 		detectors: map[string]*scrub.Scrubber{}, hosts: map[string][]match.HostPattern{}, lower: map[string][]string{}}
 	for _, sec := range p.Secrets() {
 		phs := append(slices.Clone(s.extra[sec.Name]), sec.Placeholders...)
@@ -105,7 +106,7 @@ func (s *Server) secrets(p *policy.Policy) *secretIndex {
 		}
 		ix.names = append(ix.names, sec.Name)
 	}
-	s.index = ix
+	s.index.Store(ix)
 	return ix
 }
 
@@ -251,7 +252,7 @@ func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (fu
 		readers, names, r = append(readers, sr), append(names, name), sr
 	}
 	if len(readers) > 0 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = &scrubbedBody{Reader: r, c: body}
+		resp.Body = &readCloser{Reader: r, c: body}
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
@@ -269,10 +270,3 @@ func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (fu
 		return out
 	}, nil
 }
-
-type scrubbedBody struct {
-	io.Reader
-	c io.Closer
-}
-
-func (b *scrubbedBody) Close() error { return b.c.Close() }

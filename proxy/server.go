@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -129,10 +130,10 @@ type Server struct {
 	servers []*http.Server
 	closed  bool
 
-	phMu  sync.Mutex
+	phMu  sync.Mutex          // serialises placeholder registration and index builds
 	extra map[string][]string // registered placeholders by secret
-	phGen uint64
-	index *secretIndex
+	phGen atomic.Uint64
+	index atomic.Pointer[secretIndex]
 }
 
 // New validates cfg and returns a Server.
