@@ -24,16 +24,7 @@ import (
 // A listener served with RequireAuth answers 407 without a valid bearer
 // token, for CONNECT and plain requests, and accepts a valid one.
 func TestProxyAuthentication(t *testing.T) {
-	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
-		c.Tokens = []Token{{Name: "agent-1", SHA256: sha256.Sum256([]byte("good-token"))}}
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.srv.Serve(ln, ServeOptions{RequireAuth: true})
-	pool := x509.NewCertPool()
-	pool.AddCert(h.ca.Certificate())
+	h, ln, pool := authHarness(t, "agent-1", "good-token")
 	clientWith := func(token string) *http.Client {
 		hdr := http.Header{}
 		if token != "" {
@@ -177,16 +168,7 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 // Basic proxy authentication with the token as password works too, for
 // clients that take credentials from HTTPS_PROXY=http://name:token@host.
 func TestProxyBasicAuthentication(t *testing.T) {
-	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
-		c.Tokens = []Token{{Name: "agent-2", SHA256: sha256.Sum256([]byte("basic-token"))}}
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.srv.Serve(ln, ServeOptions{RequireAuth: true})
-	pool := x509.NewCertPool()
-	pool.AddCert(h.ca.Certificate())
+	h, ln, pool := authHarness(t, "agent-2", "basic-token")
 	for _, tt := range []struct {
 		user *url.Userinfo
 		ok   bool
@@ -213,4 +195,22 @@ func TestProxyBasicAuthentication(t *testing.T) {
 	if !strings.Contains(h.audit.String(), `"reason":"proxy_auth_required","method":"CONNECT","scheme":"https","host":"open.example.com","port":443`) {
 		t.Fatalf("407 audit record lacks the target:\n%s", h.audit.String())
 	}
+}
+
+// authHarness starts a harness with one client token and an extra
+// listener that requires it; it returns the listener and a pool trusting
+// the proxy's CA.
+func authHarness(t *testing.T, name, token string) (*harness, net.Listener, *x509.CertPool) {
+	t.Helper()
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
+		c.Tokens = []Token{{Name: name, SHA256: sha256.Sum256([]byte(token))}}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.srv.Serve(ln, ServeOptions{RequireAuth: true})
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	return h, ln, pool
 }
