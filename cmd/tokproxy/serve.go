@@ -31,10 +31,12 @@ Listeners (--listen, repeatable, at least one):
                  stale socket left by a crashed proxy is replaced; a socket
                  another process serves, or any other file, is an error.
   tcp:HOST:PORT  a TCP listener. Every request must carry the header
-                 "Proxy-Authorization: Bearer TOKEN" with a token listed in
-                 --token-file, or it is refused with 407; tokproxy will not
-                 open a TCP listener without tokens. Tokens cross the network
-                 in clear text: prefer a loopback address.
+                 "Proxy-Authorization: Bearer TOKEN", or Basic with the
+                 token as password (HTTPS_PROXY=http://NAME:TOKEN@HOST:PORT),
+                 with a token listed in --token-file, or it is refused with
+                 407; tokproxy will not open a TCP listener without tokens.
+                 Tokens cross the network in clear text: prefer a loopback
+                 address.
 
 Token file (--token-file): one client per line, "NAME SHA256HEX", where
 SHA256HEX is the SHA-256 of the client's token in hex; blank lines and lines
