@@ -17,13 +17,14 @@ func TestPublicAddress(t *testing.T) {
 		"192.0.2.10", "198.18.0.1", "2001:db8::1",
 		"::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:a9fe:a9fe::",
 		"::7f00:1", "::a9fe:a9fe", "fec0::1",
+		"2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo carrying 127.0.0.1 (inverted)
 	}
 	for _, s := range blocked {
 		if PublicAddress(netip.MustParseAddr(s)) {
 			t.Errorf("%s considered public", s)
 		}
 	}
-	public := []string{"1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"}
+	public := []string{"1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"}
 	for _, s := range public {
 		if !PublicAddress(netip.MustParseAddr(s)) {
 			t.Errorf("%s considered non-public", s)

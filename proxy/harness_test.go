@@ -212,3 +212,22 @@ func testKeys(t testing.TB) *sealing.KeyRing {
 	}
 	return keys
 }
+
+// waitAudit returns the first audit line containing want, waiting for it:
+// an allowed request's record is written when its response body is
+// finished, which may be just after the client has read it.
+func (h *harness) waitAudit(t *testing.T, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, l := range strings.Split(h.audit.String(), "\n") {
+			if strings.Contains(l, want) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record contains %s:\n%s", want, h.audit.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -49,7 +49,7 @@ func TestInjectsSecretIntoAllowedRequest(t *testing.T) {
 	}
 	h.checkNoSecret()
 	var rec Record
-	if err := json.Unmarshal([]byte(lastLine(h.audit.String())), &rec); err != nil {
+	if err := json.Unmarshal([]byte(h.waitAudit(t, `"method":"GET"`)), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Decision != "allow" || rec.Rule != "api" || rec.Host != "api.example.com" || rec.Path != "/v1/models" ||
@@ -128,10 +128,11 @@ func TestHostMismatchInsideTunnel(t *testing.T) {
 	h := newHarness(t, basicPolicy, nil)
 	pool := x509.NewCertPool()
 	pool.AddCert(h.ca.Certificate())
-	for _, tt := range []struct{ sni, host string }{
-		{"api.example.com", "open.example.com"},
-		{"open.example.com", "api.example.com"},
-		{"api.example.com", "api.example.com:8443"},
+	for _, tt := range []struct{ sni, host, target string }{
+		{"api.example.com", "open.example.com", "/v1/x"},
+		{"open.example.com", "api.example.com", "/v1/x"},
+		{"api.example.com", "api.example.com:8443", "/v1/x"},
+		{"api.example.com", "api.example.com", "https://open.example.com/v1/x"}, // absolute form
 	} {
 		conn, err := net.Dial("tcp", h.proxyURL.Host)
 		if err != nil {
@@ -144,7 +145,7 @@ func TestHostMismatchInsideTunnel(t *testing.T) {
 			t.Fatalf("CONNECT: %v %v", resp, err)
 		}
 		tc := tls.Client(conn, &tls.Config{ServerName: tt.sni, RootCAs: pool, InsecureSkipVerify: tt.sni != "api.example.com"})
-		io.WriteString(tc, "GET /v1/x HTTP/1.1\r\nHost: "+tt.host+"\r\n\r\n")
+		io.WriteString(tc, "GET "+tt.target+" HTTP/1.1\r\nHost: "+tt.host+"\r\n\r\n")
 		resp, err = http.ReadResponse(bufio.NewReader(tc), nil)
 		if err != nil {
 			t.Fatal(err)

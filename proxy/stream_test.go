@@ -164,3 +164,41 @@ func TestOversizedHeadersRefused(t *testing.T) {
 		t.Fatal("oversized request reached upstream")
 	}
 }
+
+// The header limit is 32 KiB (plus net/http's 4 KiB slack): 40 KiB of
+// headers are refused, 16 KiB pass.
+func TestHeaderLimitIs32KiB(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	for _, tt := range []struct {
+		size   int
+		status int
+	}{{16 << 10, 200}, {40 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req := newRequest(t, "GET", "https://open.example.com/", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", tt.size))
+		resp, err := h.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%d KiB of headers: status %d, want %d", tt.size>>10, resp.StatusCode, tt.status)
+		}
+	}
+}
+
+// A client that never finishes a request on the proxy port itself is cut
+// off too.
+func TestSlowHeadersOnProxyPortTimeOut(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) { c.Limits.ReadHeaderTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "CONNECT open.example.com:443 HTTP/1.1\r\nX-Slow: ")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the proxy port kept a slow-header connection open for 10s")
+	}
+}

@@ -269,3 +269,22 @@ func TestOpenNameMismatch(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The last character of a token carries padding bits; every other
+// character of the alphabet there must fail, or a token would have two
+// spellings (base64 without strict decoding accepts them).
+func TestEveryLastCharacterFails(t *testing.T) {
+	k := mustKey(t, "last char")
+	ring := mustRing(t, k)
+	tok := mustSeal(t, k.Public(), openaiBinding(), "sk-last-char")
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := len(tok) - 1
+	for _, c := range alphabet {
+		if byte(c) == tok[last] {
+			continue
+		}
+		if _, err := ring.Open(tok[:last]+string(c), ""); err == nil {
+			t.Fatalf("token with last character %q opened", c)
+		}
+	}
+}
