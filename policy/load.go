@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/regfile"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokrun/tokrun/internal/match"
@@ -89,17 +91,18 @@ var reservedEnv = []string{
 // paths are resolved against the policy file's directory. On error the
 // result is Errors listing every problem with file, line and field.
 func Load(path string, opts Options) (*Policy, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: errText(err)}}
+		msg := errText(err)
+		if strings.HasSuffix(msg, "not a regular file") {
+			msg = "not a regular file"
+		}
+		return nil, Errors{{File: path, Msg: msg}}
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, Errors{{File: path, Msg: errText(err)}}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, Errors{{File: path, Msg: "not a regular file"}}
 	}
 	if st.Mode().Perm()&0o002 != 0 {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("policy file is writable by anyone (mode %04o); run: chmod o-w %s", st.Mode().Perm(), path)}}

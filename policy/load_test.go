@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,5 +182,16 @@ func TestLoadErrorsNeverLeakValues(t *testing.T) {
 				t.Errorf("%s: error text contains a secret value", path)
 			}
 		}
+	}
+}
+
+// A FIFO in place of the policy is refused at once, not waited on.
+func TestLoadRefusesFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if _, err := Load(fifo, Options{}); err == nil || !strings.HasSuffix(err.Error(), "policy.yaml: not a regular file") {
+		t.Fatalf("err = %v", err)
 	}
 }

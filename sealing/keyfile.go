@@ -8,8 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/regfile"
 )
 
 // maxKeyFile bounds the size of a key file read into memory.
@@ -90,22 +91,18 @@ func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
 // read by group or others, warn is called with a message saying so (the
 // file is still loaded); warn may be nil.
 func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
-	// O_NONBLOCK: opening a FIFO must not hang; it is refused below.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			err = pe.Err
+			return nil, fmt.Errorf("key file %s: %w", path, pe.Err)
 		}
-		return nil, fmt.Errorf("key file %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrKey)
 	}
 	if st.Size() > maxKeyFile {
 		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrKey, maxKeyFile)

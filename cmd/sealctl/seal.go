@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/regfile"
+
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
@@ -225,7 +227,7 @@ const maxRecipientFile = 64 << 10
 // readRecipientFile reads the one public key in path. Errors carry the
 // line number, never the line.
 func readRecipientFile(path string) (sealing.PublicKey, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return sealing.PublicKey{}, err
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/regfile"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -248,14 +250,14 @@ func loadUpstreamRoots(file string) (*x509.CertPool, error) {
 // openAudit opens the audit file for appending, creating it with mode
 // 0600, and reports whether it was created.
 func openAudit(path string) (*os.File, bool, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := regfile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		return f, true, nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return nil, false, err
 	}
-	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND, 0)
 	return f, false, err
 }
 

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/tokrun/tokrun/internal/regfile"
+
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
@@ -104,7 +106,7 @@ func parseTokens(path string, data []byte) ([]proxy.Token, []error) {
 
 // readSmallFile reads a file of at most limit bytes.
 func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -112,9 +114,6 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	if st.Size() > limit {
 		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
@@ -206,7 +205,7 @@ func appendToken(path, name, line string) error {
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		line = "\n" + line
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := regfile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
