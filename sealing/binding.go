@@ -16,6 +16,9 @@ import (
 // Limits on a binding and value, so that a payload stays small.
 const (
 	MaxValueSize = 4096
+	// MinValueSize is the shortest value Seal accepts: the proxy cannot
+	// scrub shorter values from responses without corrupting them.
+	MinValueSize = 8
 	maxNameLen   = 64
 	maxListLen   = 64
 	maxFormatLen = 256
@@ -47,6 +50,13 @@ type Binding struct {
 	NotAfter time.Time
 	// SealedAt is when the secret was sealed; set by Seal.
 	SealedAt time.Time
+}
+
+// Validate reports whether b is a binding Seal accepts, so that a tool
+// can check it before asking for the secret. Errors wrap ErrBinding.
+func (b Binding) Validate() error {
+	_, err := compile(b)
+	return err
 }
 
 // forbiddenHeaders may never carry a secret: they are hop-by-hop (a client

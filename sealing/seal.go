@@ -20,6 +20,9 @@ func Seal(rand io.Reader, to PublicKey, b Binding, value string, now time.Time) 
 	if err := checkValue(value); err != nil {
 		return "", err
 	}
+	if len(value) < MinValueSize {
+		return "", fmt.Errorf("%w: the secret value is %d bytes; at least %d are needed to scrub it from responses safely", ErrBinding, len(value), MinValueSize)
+	}
 	if !c.b.NotAfter.IsZero() && !c.b.NotAfter.After(c.b.SealedAt) {
 		return "", fmt.Errorf("%w: not_after %s is not in the future", ErrBinding, c.b.NotAfter.Format(time.RFC3339))
 	}

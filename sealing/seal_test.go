@@ -46,14 +46,14 @@ func TestOpenWithRotation(t *testing.T) {
 	old, cur := mustKey(t, "old"), mustKey(t, "new")
 	ring := mustRing(t, cur, old)
 	for _, k := range []*PrivateKey{old, cur} {
-		if _, err := ring.Open(mustSeal(t, k.Public(), openaiBinding(), "v"), ""); err != nil {
+		if _, err := ring.Open(mustSeal(t, k.Public(), openaiBinding(), "value-0001"), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 func TestOpenWrongKey(t *testing.T) {
-	tok := mustSeal(t, mustKey(t, "a").Public(), openaiBinding(), "v")
+	tok := mustSeal(t, mustKey(t, "a").Public(), openaiBinding(), "value-0001")
 	_, err := mustRing(t, mustKey(t, "b")).Open(tok, "openai")
 	if !errors.Is(err, ErrUnknownKey) || !strings.HasPrefix(err.Error(), `secret "openai": `) {
 		t.Fatalf("err = %v", err)
@@ -117,7 +117,7 @@ func TestTruncatedAndOversized(t *testing.T) {
 
 func TestEnvelopeErrors(t *testing.T) {
 	k := mustKey(t, "env")
-	tok := mustSeal(t, k.Public(), openaiBinding(), "v")
+	tok := mustSeal(t, k.Public(), openaiBinding(), "value-0001")
 	id := k.Public().ID().String()
 	body := tok[len("tokrun.sealed.v1.")+17:]
 	tests := []struct{ tok, want string }{
@@ -222,7 +222,7 @@ func TestBindingValidation(t *testing.T) {
 			}
 		})
 	}
-	for _, v := range []string{"", "a\r\nb", "a\nb", "a\x00b", " lead", "trail ", "\xff"} {
+	for _, v := range []string{"", "short", "a\r\nb-long-enough", "a\nb-long-enough", "a\x00b-long-enough", " leading-space", "trailing-space ", "\xff-not-utf-8"} {
 		if _, err := Seal(rand.Reader, pub, openaiBinding(), v, t0); !errors.Is(err, ErrBinding) {
 			t.Errorf("value %q accepted: %v", v, err)
 		}
@@ -234,7 +234,7 @@ func TestPermits(t *testing.T) {
 	b := openaiBinding()
 	b.Hosts = []string{"api.openai.com", "*.example.com"}
 	b.NotAfter = t0.Add(time.Hour)
-	s, err := mustRing(t, k).Open(mustSeal(t, k.Public(), b, "v"), "")
+	s, err := mustRing(t, k).Open(mustSeal(t, k.Public(), b, "value-0001"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestPermits(t *testing.T) {
 
 func TestOpenNameMismatch(t *testing.T) {
 	k := mustKey(t, "names")
-	_, err := mustRing(t, k).Open(mustSeal(t, k.Public(), openaiBinding(), "v"), "github")
+	_, err := mustRing(t, k).Open(mustSeal(t, k.Public(), openaiBinding(), "value-0001"), "github")
 	if !errors.Is(err, ErrBinding) || err.Error() != `secret "github": invalid binding: sealed with name "openai"` {
 		t.Fatalf("err = %v", err)
 	}

@@ -41,6 +41,11 @@ func newKeygenCmd(e *env) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args:                  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("output") && out == "" {
+				// An unset variable in -o "$KEYFILE" must not send the
+				// private key to stdout, into some log.
+				return cli.Usagef("-o needs a file name; use -o - or omit -o to write the key to stdout")
+			}
 			return e.keygen(out)
 		},
 	}

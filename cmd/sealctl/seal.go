@@ -138,6 +138,13 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	if len(missing) > 0 {
 		return cli.Usagef("missing required flag %s", strings.Join(missing, ", "))
 	}
+	// An empty --method or --path (say from an unset shell variable) must
+	// not quietly mean "any".
+	for name, v := range map[string][]string{"method": o.methods, "host": o.hosts} {
+		if flags.Changed(name) && len(v) == 0 {
+			return cli.Usagef("--%s is empty; omit it to allow any", name)
+		}
+	}
 
 	var to sealing.PublicKey
 	var err error
@@ -160,9 +167,7 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 			return &cli.Error{Err: err, Usage: true}
 		}
 	}
-	// sealing validates a binding only while sealing, so seal a
-	// placeholder first and throw the result away.
-	if _, err := sealing.Seal(e.random(), to, b, "placeholder", now); err != nil {
+	if err := b.Validate(); err != nil {
 		return cli.WithHints(err, bindingHint(err))
 	}
 
@@ -174,7 +179,7 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	if err != nil {
 		if errors.Is(err, sealing.ErrBinding) {
 			// The binding passed above, so this is about the value.
-			return cli.WithHints(err, "the value must be one line of printable text without leading or trailing whitespace; one trailing newline is removed")
+			return cli.WithHints(err, fmt.Sprintf("the value must be %d to %d bytes of one line of printable text without leading or trailing whitespace; one trailing newline is removed", sealing.MinValueSize, sealing.MaxValueSize))
 		}
 		return err
 	}

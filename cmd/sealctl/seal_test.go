@@ -126,7 +126,7 @@ func TestSealStripsOneNewline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, input := range []string{"abc", "abc\n", "abc\r\n"} {
+	for _, input := range []string{"abcdefgh", "abcdefgh\n", "abcdefgh\r\n"} {
 		code, stdout, stderr := runSealctl(t, strings.NewReader(input), sealArgs(pubFile)...)
 		if code != 0 {
 			t.Fatalf("input %q: exit %d, stderr %q", input, code, stderr)
@@ -135,10 +135,10 @@ func TestSealStripsOneNewline(t *testing.T) {
 		if err != nil {
 			t.Fatalf("input %q: %v", input, err)
 		}
-		if s.Reveal() != "abc" {
-			t.Errorf("input %q sealed %q, want %q", input, s.Reveal(), "abc")
+		if s.Reveal() != "abcdefgh" {
+			t.Errorf("input %q sealed %q, want %q", input, s.Reveal(), "abcdefgh")
 		}
-		if fp := sealing.Fingerprint("abc"); !strings.Contains(stderr, "("+fp+")") {
+		if fp := sealing.Fingerprint("abcdefgh"); !strings.Contains(stderr, "("+fp+")") {
 			t.Errorf("input %q: stderr %q does not show %s", input, stderr, fp)
 		}
 		if !strings.HasSuffix(stdout, "\n") || strings.Count(stdout, "\n") != 1 {
