@@ -224,3 +224,18 @@ func TestDenyMatchesLooseSpellings(t *testing.T) {
 		t.Errorf("/v1/filesystem denied: %+v", d)
 	}
 }
+
+// A deny path with an escape keeps matching loosely: the escape's hex
+// digits stay upper case in the loose form.
+func TestDenyLooseFormKeepsEscapes(t *testing.T) {
+	src := "version: 1\nrules:\n  - {name: a, host: a.example.com}\ndeny:\n  - {name: d, host: a.example.com, paths: [\"/Files%20Dir/**\"]}\n"
+	p, err := Parse("esc.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/Files%20Dir/x", "/files%20dir/x", "/FILES%20DIR;x=1/x"} {
+		if d := p.Decide(Request{Scheme: "https", Host: "a.example.com", Method: "GET", Path: path}); d.Allow || d.Rule != "d" {
+			t.Errorf("%s: %+v", path, d)
+		}
+	}
+}

@@ -420,9 +420,12 @@ func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]in
 				r.paths = append(r.paths, g)
 				r.Paths = append(r.Paths, g.String())
 				if deny {
-					if lg, err := match.ParsePathGlob(loosePath(s)); err == nil {
-						r.loosePaths = append(r.loosePaths, lg)
+					lg, err := match.ParsePathGlob(loosePath(s))
+					if err != nil {
+						b.errorf(n, ep, "cannot also match this path loosely (lower case, without ;parameters and trailing dots): %v", err)
+						return
 					}
+					r.loosePaths = append(r.loosePaths, lg)
 				}
 			})
 		}},

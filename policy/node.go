@@ -183,7 +183,7 @@ func (p *parser) strList(n *yaml.Node, path string, each func(s string, n *yaml.
 		return
 	}
 	if len(n.Content) == 0 {
-		p.errorf(n, path, "empty list; omit the field to mean any")
+		p.errorf(n, path, "empty list; omit the field instead")
 		return
 	}
 	for i, e := range n.Content {

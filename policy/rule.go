@@ -52,9 +52,24 @@ func loosePath(p string) string {
 		if seg != "." && seg != ".." {
 			seg = strings.TrimRight(seg, ".")
 		}
-		segs[i] = strings.ToLower(seg)
+		segs[i] = lowerKeepEscapes(seg)
 	}
 	return strings.Join(segs, "/")
+}
+
+// lowerKeepEscapes lowercases s except the hex digits of %XX escapes,
+// which normalised paths keep in upper case.
+func lowerKeepEscapes(s string) string {
+	b := []byte(s)
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '%':
+			i += 2
+		case b[i] >= 'A' && b[i] <= 'Z':
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // denies reports whether deny rule r matches the request, in its exact

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,7 @@ func (s *Server) handleConnect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy
 	start := s.cfg.Now()
 	host, portText, err := net.SplitHostPort(hostport)
 	port, perr := strconv.Atoi(portText)
-	if err != nil || perr != nil || port < 1 || port > 65535 {
+	if err != nil || perr != nil || port < 1 || port > 65535 || r.URL.User != nil || strings.Contains(r.RequestURI, "@") {
 		ctx.Resp = s.refuse(r, target{client: client, scheme: "https", host: hostport}, ReasonBadRequest, "", "CONNECT needs a host:port target")
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
 	}

@@ -173,3 +173,22 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// A CONNECT target with user information is refused, not silently
+// trimmed.
+func TestConnectWithUserinfoRefused(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "CONNECT u:p@open.example.com:443 HTTP/1.1\r\nHost: open.example.com:443\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || resp.Header.Get("X-Tokrun-Reason") != "bad_request" {
+		t.Fatalf("status %d reason %q", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
+	}
+}
