@@ -139,8 +139,9 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 		return nil, errs
 	}
 
-	// Bind everything, then create the CA and open the audit log; undo
-	// it all on failure.
+	// Bind everything, open the audit log, then create the CA (last, so
+	// that a failure before it leaves no new CA behind); undo it all on
+	// failure.
 	for _, spec := range o.specs {
 		b, err := listen(spec, o.mode)
 		if err != nil {
@@ -157,14 +158,6 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 			d.adminLn = ln
 		}
 	}
-	if len(errs) == 0 && ca == nil {
-		var err error
-		if ca, err = proxy.LoadOrCreateCA(stateDir); err != nil {
-			errs = append(errs, fmt.Errorf("creating the CA in %s: %w", stateDir, err))
-		} else {
-			d.newCA = filepath.Join(stateDir, "ca.pem")
-		}
-	}
 	var auditW io.Writer = e.stderr
 	createdAudit := false
 	if len(errs) == 0 && o.audit != "-" {
@@ -173,6 +166,14 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 			errs = append(errs, fmt.Errorf("--audit: %w", err))
 		} else {
 			d.audit, auditW, createdAudit = f, f, created
+		}
+	}
+	if len(errs) == 0 && ca == nil {
+		var err error
+		if ca, err = proxy.LoadOrCreateCA(stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("creating the CA in %s: %w", stateDir, err))
+		} else {
+			d.newCA = filepath.Join(stateDir, "ca.pem")
 		}
 	}
 	if len(errs) == 0 {
