@@ -169,11 +169,6 @@ func TestUpstreamDownGives502(t *testing.T) {
 	}
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
 // A CONNECT target with user information is refused, not silently
 // trimmed.
 func TestConnectWithUserinfoRefused(t *testing.T) {
