@@ -92,13 +92,16 @@ type Policy struct {
 }
 
 // Hash returns the SHA-256 of the policy file's content, in hex. Secrets
-// in the file are sealed, so the hash reveals nothing about them.
+// in the file are sealed, so the hash reveals nothing about them. When
+// Options.Allow changes how the policy decides, the hash covers it too,
+// so two policies that decide differently never share a hash.
 func (p *Policy) Hash() string { return p.hash }
 
 // File returns the file the policy was loaded from.
 func (p *Policy) File() string { return p.file }
 
-// Rules returns the allow rules in file order.
+// Rules returns the allow rules in file order, followed by the rules
+// from Options.Allow.
 func (p *Policy) Rules() []*Rule { return slices.Clone(p.rules) }
 
 // DenyRules returns the deny rules in file order.

@@ -10,7 +10,8 @@
 //	    # sealed_file: openai.sealed  # a file holding one, relative to the policy
 //	    env: OPENAI_API_KEY          # optional: placeholder variable in the sandbox
 //	    placeholders: [sk-placeholder-openai]  # optional: fixed tripwire strings
-//	rules:                           # required: allow rules, first match wins
+//	rules:                           # allow rules, first match wins; required
+//	                                 #   unless --allow is given
 //	  - name: openai-chat            # required, unique across rules and deny
 //	    host: api.openai.com         # required: exact host or "*.suffix"
 //	    scheme: https                # optional: https (default) or http
@@ -76,6 +77,15 @@
 // resolve to loopback, private, link-local or metadata addresses, which
 // the proxy otherwise always refuses. It weakens the SSRF guard for that
 // rule and should be used only for local development.
+//
+// # Allow rules from the command line
+//
+// [Options].Allow adds a credential-free rule per entry ("HOST" or
+// "HOST:PORT", IPv6 in brackets, "*.suffix" wildcards as in rules) after
+// the file's rules: https to that port, any method, any path, nothing
+// injected, no private network. Check a flag early with [CheckAllow].
+// Without a policy file, Parse of "version: 1" with Allow set gives a
+// policy that denies everything else.
 //
 // Deciding does not scan every rule: rules are indexed by exact host and
 // by wildcard suffix, so a decision takes about two microseconds with one

@@ -36,6 +36,23 @@ type Options struct {
 	Keys *sealing.KeyRing
 	// Now is the clock for expiry checks. If nil, time.Now is used.
 	Now func() time.Time
+	// Allow adds a credential-free allow rule for each entry, the
+	// command line's --allow: "HOST" or "HOST:PORT", where HOST is a host
+	// name, an IPv4 address, an IPv6 address in brackets ("[2001:db8::1]:8443")
+	// or a "*.suffix" wildcard, checked and normalised exactly as a rule's
+	// host. Each rule allows https to that port (443 if none) with any
+	// method and any path; it injects nothing and never permits private
+	// addresses. The rules come after the file's rules, so a file rule
+	// that injects a secret for the same host still matches first, and
+	// the file's deny rules still win over them. They are named "allow-1",
+	// "allow-2", ... skipping names the file already uses, and appear in
+	// [Policy.Rules] with Line 0. A bad entry is reported as a Problem of
+	// the file "--allow" (see [CheckAllow]).
+	//
+	// With Allow set, the file may omit "rules", so
+	// Parse("(no policy)", []byte("version: 1\n"), opts) is a policy that
+	// allows only these hosts.
+	Allow []string
 }
 
 func (o Options) now() time.Time {
@@ -59,6 +76,11 @@ type Secret struct {
 	// binding, they trip the proxy's tripwire. tokrun adds its own random
 	// per-run placeholders to these.
 	Placeholders []string
+
+	// sealed and sealedFile are the secret's source as the policy wrote
+	// it: the sealed token (ciphertext) or the sealed_file path. A Learner
+	// writes them back; neither holds the secret's value.
+	sealed, sealedFile string
 }
 
 var (
@@ -126,9 +148,10 @@ func errText(err error) string {
 // to resolve relative sealed_file paths.
 func Parse(name string, data []byte, opts Options) (*Policy, error) {
 	p := &parser{file: name}
+	allow, allowProblems := allowRules(opts.Allow)
 	if len(data) > maxPolicySize {
 		p.errorf(nil, "", "policy file larger than %d bytes", maxPolicySize)
-		return nil, p.problems
+		return nil, append(p.problems, allowProblems...)
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -138,24 +161,39 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 		} else {
 			p.problems = append(p.problems, yamlProblem(name, err))
 		}
-		return nil, p.problems
+		return nil, append(p.problems, allowProblems...)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
 		p.errorf(&extra, "", "a policy file holds exactly one YAML document")
-		return nil, p.problems
+		return nil, append(p.problems, allowProblems...)
 	}
 	b := &builder{parser: p, opts: opts, dir: filepath.Dir(name), pol: &Policy{file: name, secrets: map[string]*Secret{}, now: opts.Now}}
 	b.document(doc.Content[0])
-	if len(p.problems) > 0 {
+	if len(p.problems) > 0 || len(allowProblems) > 0 {
 		slices.SortStableFunc(p.problems, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, p.problems
+		return nil, append(p.problems, allowProblems...)
 	}
+	nameAllowRules(allow, b.names)
+	b.pol.rules = append(b.pol.rules, allow...)
 	b.pol.warnings = p.warnings
-	sum := sha256.Sum256(data)
-	b.pol.hash = hex.EncodeToString(sum[:])
+	b.pol.hash = policyHash(data, opts)
 	b.pol.buildIndex()
 	return b.pol, nil
+}
+
+// policyHash hashes the policy text and, when there are any, the
+// options that change decisions: --allow entries.
+func policyHash(data []byte, opts Options) string {
+	h := sha256.New()
+	h.Write(data)
+	if len(opts.Allow) > 0 {
+		fmt.Fprintf(h, "\x00tokrun options\x00")
+		for _, a := range opts.Allow {
+			fmt.Fprintf(h, "allow=%q\x00", a)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -180,6 +218,8 @@ type builder struct {
 	secretNodes map[string]*yaml.Node
 	// placeholders maps each fixed placeholder to its secret.
 	placeholders map[string]string
+	// names maps each rule name to the line it was declared on.
+	names map[string]int
 }
 
 func (b *builder) document(n *yaml.Node) {
@@ -188,7 +228,7 @@ func (b *builder) document(n *yaml.Node) {
 	b.mapping(n, "", []field{
 		{"version", true, func(v *yaml.Node, path string) { version = v }},
 		{"secrets", false, func(v *yaml.Node, path string) { b.secrets(v, path) }},
-		{"rules", true, func(v *yaml.Node, path string) { rules = v }},
+		{"rules", len(b.opts.Allow) == 0, func(v *yaml.Node, path string) { rules = v }},
 		{"deny", false, func(v *yaml.Node, path string) { deny = v }},
 	})
 	if version != nil {
@@ -197,6 +237,7 @@ func (b *builder) document(n *yaml.Node) {
 		}
 	}
 	names := map[string]int{}
+	b.names = names
 	if rules != nil {
 		b.pol.rules = b.ruleList(rules, "rules", false, names)
 	}
@@ -234,12 +275,14 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 				sources++
 				if t, ok := b.str(v, fp); ok {
 					token, tokenNode = strings.TrimSpace(t), v
+					s.sealed = token
 				}
 			}},
 			{"sealed_file", false, func(v *yaml.Node, fp string) {
 				sources++
 				if f, ok := b.str(v, fp); ok {
 					token, tokenNode = b.sealedFile(v, fp, f), v
+					s.sealedFile = f
 				}
 			}},
 			{"placeholders", false, func(v *yaml.Node, fp string) {
