@@ -89,12 +89,22 @@ type Policy struct {
 	warnings    []Problem
 	now         func() time.Time
 	hash        string
+	learn       bool
 }
+
+// LearnRule is the rule name of decisions that learn mode allows because
+// no allow rule matched (see Options.Learn). In learn mode no file rule
+// may have this name.
+const LearnRule = "learn"
+
+// Learning reports whether the policy was loaded in learn mode.
+func (p *Policy) Learning() bool { return p.learn }
 
 // Hash returns the SHA-256 of the policy file's content, in hex. Secrets
 // in the file are sealed, so the hash reveals nothing about them. When
-// Options.Allow changes how the policy decides, the hash covers it too,
-// so two policies that decide differently never share a hash.
+// Options.Allow or Options.Learn change how the policy decides, the hash
+// covers them too, so two policies that decide differently never share a
+// hash.
 func (p *Policy) Hash() string { return p.hash }
 
 // File returns the file the policy was loaded from.
@@ -235,19 +245,32 @@ func (p *Policy) Decide(req Request) Decision {
 			best, bestStage = r, s
 		}
 	}
-	if best == nil {
-		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
-	}
-	switch bestStage {
-	case stageScheme:
-		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
-	case stagePort:
-		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
-	case stageMethod:
-		return d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
+	var denied Decision
+	switch {
+	case best == nil:
+		denied = d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+	case bestStage == stageScheme:
+		denied = d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+	case bestStage == stagePort:
+		denied = d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+	case bestStage == stageMethod:
+		denied = d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
 	default:
-		return d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
+		denied = d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
 	}
+	if p.learn {
+		return learnAllow(denied, method+" "+target(&c))
+	}
+	return denied
+}
+
+// learnAllow turns a denial for want of a matching rule into an
+// allowance under LearnRule: nothing injected, no private network.
+func learnAllow(denied Decision, what string) Decision {
+	d := denied
+	d.Allow, d.Reason, d.Rule, d.Inject, d.AllowPrivate = true, Allowed, LearnRule, nil, false
+	d.Explanation = fmt.Sprintf("%s is allowed by learn mode; without it: %s", what, denied.Explanation)
+	return d
 }
 
 // DecideHost decides whether any request to scheme://host:port could be
@@ -255,7 +278,8 @@ func (p *Policy) Decide(req Request) Decision {
 // CONNECT, before it opens a tunnel. Every request inside the tunnel is
 // still decided with Decide. A host is refused when no rule matches its
 // scheme, host and port, or when a deny rule without methods or paths
-// covers it.
+// covers it. In learn mode, a host no rule matches is allowed under
+// LearnRule; deny rules still refuse.
 func (p *Policy) DecideHost(req Request) Decision {
 	d, ok := start(req)
 	if !ok {
@@ -289,16 +313,25 @@ func (p *Policy) DecideHost(req Request) Decision {
 			best, bestStage = r, s
 		}
 	}
+	var denied Decision
 	switch {
 	case best == nil:
-		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
+		denied = d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
 	case bestStage == stageScheme:
-		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
+		denied = d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
 	default:
-		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
+		denied = d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
 	}
+	if p.learn {
+		return learnAllow(denied, target(&c))
+	}
+	return denied
 }
 
+// allow decides a request that rule r matches: allowed with r's secrets,
+// unless a secret's sealed binding refuses it. In learn mode nothing is
+// injected; a request whose secret would be refused is allowed under
+// LearnRule instead of r, so that a Learner never ties it to r's secrets.
 func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	d.Rule = r.Name
 	now := time.Now
@@ -309,6 +342,9 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	for _, name := range r.Inject {
 		s := p.secrets[name]
 		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
+			if p.learn {
+				return learnAllow(d.deny(SecretNotBound, "rule %s matches, but %s", r.Name, bindingText(err)), c.method+" "+target(c))
+			}
 			d.Reason = SecretNotBound
 			if errors.Is(err, sealing.ErrExpired) {
 				d.Reason = SecretExpired
@@ -317,11 +353,17 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 			d.Explanation = fmt.Sprintf("rule %s matches, but %s", r.Name, bindingText(err))
 			return d
 		}
+		if p.learn {
+			continue
+		}
 		b := s.Sealed.Binding()
 		d.Inject = append(d.Inject, Injection{Name: name, Header: b.Header, Fingerprint: s.Sealed.Fingerprint(), Secret: s.Sealed})
 	}
 	d.Allow, d.Reason, d.AllowPrivate = true, Allowed, r.AllowPrivate
 	d.Explanation = fmt.Sprintf("%s %s is allowed by rule %s", c.method, target(c), r.Name)
+	if p.learn && len(r.Inject) > 0 {
+		d.Explanation += fmt.Sprintf("; learn mode injects nothing (the rule injects %s)", strings.Join(r.Inject, ", "))
+	}
 	return d
 }
 

@@ -11,7 +11,7 @@
 //	    env: OPENAI_API_KEY          # optional: placeholder variable in the sandbox
 //	    placeholders: [sk-placeholder-openai]  # optional: fixed tripwire strings
 //	rules:                           # allow rules, first match wins; required
-//	                                 #   unless --allow is given
+//	                                 #   unless --allow or learn mode is given
 //	  - name: openai-chat            # required, unique across rules and deny
 //	    host: api.openai.com         # required: exact host or "*.suffix"
 //	    scheme: https                # optional: https (default) or http
@@ -86,6 +86,18 @@
 // injected, no private network. Check a flag early with [CheckAllow].
 // Without a policy file, Parse of "version: 1" with Allow set gives a
 // policy that denies everything else.
+//
+// # Learn mode
+//
+// [Options].Learn is for discovering what a command needs. Deny rules and
+// allow rules decide as usual, but a request no allow rule matches is
+// allowed under the catch-all rule [LearnRule] rather than denied.
+// Learn mode injects no secret, whatever the rules say, and never lifts
+// the private-address guard: Decision.AllowPrivate is set only when a
+// rule with unsafe_allow_private_network matched, exactly as outside
+// learn mode. Malformed requests and requests a deny rule refuses are
+// still denied. A [Learner] records the allowed decisions and writes a
+// policy that allows what was observed, for review.
 //
 // Deciding does not scan every rule: rules are indexed by exact host and
 // by wildcard suffix, so a decision takes about two microseconds with one

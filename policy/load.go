@@ -49,10 +49,21 @@ type Options struct {
 	// [Policy.Rules] with Line 0. A bad entry is reported as a Problem of
 	// the file "--allow" (see [CheckAllow]).
 	//
-	// With Allow set, the file may omit "rules", so
+	// With Allow set, or in learn mode, the file may omit "rules", so
 	// Parse("(no policy)", []byte("version: 1\n"), opts) is a policy that
 	// allows only these hosts.
 	Allow []string
+	// Learn turns on learn mode, for discovering what a command needs.
+	// Requests are decided as usual (deny rules first, then allow rules),
+	// but a request that no allow rule matches is allowed under the
+	// catch-all rule [LearnRule] instead of being denied. Learn mode
+	// injects no secret, ever: a matched rule's inject list is ignored.
+	// It never lifts the private-address guard either: Decision.AllowPrivate
+	// is set only when a file rule with unsafe_allow_private_network
+	// matched, never under LearnRule. Malformed requests (a bad scheme,
+	// host, method or path) and requests a deny rule refuses are still
+	// denied. Feed the decisions to a [Learner] to write a policy.
+	Learn bool
 }
 
 func (o Options) now() time.Time {
@@ -168,7 +179,7 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 		p.errorf(&extra, "", "a policy file holds exactly one YAML document")
 		return nil, append(p.problems, allowProblems...)
 	}
-	b := &builder{parser: p, opts: opts, dir: filepath.Dir(name), pol: &Policy{file: name, secrets: map[string]*Secret{}, now: opts.Now}}
+	b := &builder{parser: p, opts: opts, dir: filepath.Dir(name), pol: &Policy{file: name, secrets: map[string]*Secret{}, now: opts.Now, learn: opts.Learn}}
 	b.document(doc.Content[0])
 	if len(p.problems) > 0 || len(allowProblems) > 0 {
 		slices.SortStableFunc(p.problems, func(a, b Problem) int { return a.Line - b.Line })
@@ -183,12 +194,12 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 }
 
 // policyHash hashes the policy text and, when there are any, the
-// options that change decisions: --allow entries.
+// options that change decisions: --allow entries and learn mode.
 func policyHash(data []byte, opts Options) string {
 	h := sha256.New()
 	h.Write(data)
-	if len(opts.Allow) > 0 {
-		fmt.Fprintf(h, "\x00tokrun options\x00")
+	if len(opts.Allow) > 0 || opts.Learn {
+		fmt.Fprintf(h, "\x00tokrun options\x00learn=%t\x00", opts.Learn)
 		for _, a := range opts.Allow {
 			fmt.Fprintf(h, "allow=%q\x00", a)
 		}
@@ -228,7 +239,7 @@ func (b *builder) document(n *yaml.Node) {
 	b.mapping(n, "", []field{
 		{"version", true, func(v *yaml.Node, path string) { version = v }},
 		{"secrets", false, func(v *yaml.Node, path string) { b.secrets(v, path) }},
-		{"rules", len(b.opts.Allow) == 0, func(v *yaml.Node, path string) { rules = v }},
+		{"rules", len(b.opts.Allow) == 0 && !b.opts.Learn, func(v *yaml.Node, path string) { rules = v }},
 		{"deny", false, func(v *yaml.Node, path string) { deny = v }},
 	})
 	if version != nil {
@@ -401,6 +412,8 @@ func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]in
 			case !ok:
 			case !nameRE.MatchString(s):
 				b.errorf(v, fp, "rule names may contain only letters, digits, '.', '_' and '-' (at most 64)")
+			case b.opts.Learn && s == LearnRule:
+				b.errorf(v, fp, "the rule name %q is reserved in learn mode for requests no rule allows", s)
 			case names[s] != 0:
 				b.errorf(v, fp, "duplicate rule name %q (first used on line %d)", s, names[s])
 			default:
