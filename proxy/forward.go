@@ -462,7 +462,7 @@ func (s *Server) count(allow bool, rule string, reason policy.Reason) {
 
 // audit completes and writes one record.
 func (s *Server) audit(rec Record, start time.Time) {
-	if s.cfg.Audit == nil {
+	if s.cfg.Audit == nil && s.cfg.OnRecord == nil {
 		return
 	}
 	now := s.cfg.Now()
@@ -471,6 +471,12 @@ func (s *Server) audit(rec Record, start time.Time) {
 	}
 	rec.Time = start.UTC()
 	rec.DurationMS = float64(now.Sub(start).Microseconds()) / 1000
+	if s.cfg.OnRecord != nil {
+		s.cfg.OnRecord(rec)
+	}
+	if s.cfg.Audit == nil {
+		return
+	}
 	if err := s.cfg.Audit.Write(rec); err != nil {
 		s.log.Error("audit write failed", "err", err)
 		if m := s.cfg.Metrics; m != nil {

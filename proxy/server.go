@@ -102,6 +102,10 @@ type Config struct {
 	// request has already been refused; tokrun uses this to end the
 	// sandbox.
 	OnTripwire func(TripwireEvent)
+	// OnRecord, if not nil, receives every audit record as it is written
+	// (whether or not Audit is set). tokrun uses it to learn a policy and
+	// to give hints. It must not block.
+	OnRecord func(Record)
 }
 
 // TripwireEvent describes a caught placeholder. It holds no secret.

@@ -106,8 +106,8 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	var roots *x509.CertPool
 	if o.upstreamCA != "" {
 		var err error
-		if roots, err = loadUpstreamRoots(o.upstreamCA); err != nil {
-			errs = append(errs, err)
+		if roots, err = proxy.LoadRoots(o.upstreamCA); err != nil {
+			errs = append(errs, fmt.Errorf("--upstream-ca: %w", err))
 		}
 	}
 
@@ -231,23 +231,6 @@ func hasTCP(specs []listenSpec) bool {
 	return false
 }
 
-// loadUpstreamRoots returns the system roots plus the certificates in
-// file.
-func loadUpstreamRoots(file string) (*x509.CertPool, error) {
-	pem, err := readSmallFile(file, 4<<20)
-	if err != nil {
-		return nil, fmt.Errorf("--upstream-ca: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--upstream-ca: %s holds no PEM certificate", file)
-	}
-	return pool, nil
-}
-
 // openAudit opens the audit file for appending, creating it with mode
 // 0600, and reports whether it was created.
 func openAudit(path string) (*os.File, bool, error) {
@@ -265,7 +248,7 @@ func openAudit(path string) (*os.File, bool, error) {
 // fileSum is the SHA-256 of a file's content; an unreadable file sums as
 // its error, so that a file that disappears and comes back is a change.
 func fileSum(path string) [32]byte {
-	data, err := readSmallFile(path, 64<<20)
+	data, err := regfile.ReadFile(path, 64<<20)
 	if err != nil {
 		return sha256.Sum256([]byte("error: " + err.Error()))
 	}

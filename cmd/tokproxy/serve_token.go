@@ -37,7 +37,7 @@ const maxTokenFile = 1 << 20
 // lines and lines starting with # ignored. Errors carry file:line and
 // never quote the line, which may hold a token pasted by mistake.
 func parseTokenFile(path string) ([]proxy.Token, error) {
-	data, err := readSmallFile(path, maxTokenFile)
+	data, err := regfile.ReadFile(path, maxTokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -104,27 +104,6 @@ func parseTokens(path string, data []byte) ([]proxy.Token, []error) {
 	return tokens, problems
 }
 
-// readSmallFile reads a file of at most limit bytes.
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := regfile.Open(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
-	}
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(f); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
 const tokenLong = `Make a new client token for the TCP listeners of "tokproxy serve".
 
 The token goes to stdout; give it to the client, which sends it on every
@@ -189,7 +168,7 @@ func (e *env) token(name, appendFile string) error {
 // appendToken adds line to the token file, refusing a file that does not
 // parse or already lists name.
 func appendToken(path, name, line string) error {
-	data, err := readSmallFile(path, maxTokenFile)
+	data, err := regfile.ReadFile(path, maxTokenFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

@@ -5,7 +5,9 @@
 package regfile
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 )
@@ -28,4 +30,29 @@ func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	return f, nil
+}
+
+// ReadFile reads the regular file at path, refusing files larger than
+// limit bytes.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
+		return nil, err
+	}
+	if int64(b.Len()) > limit {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
+	}
+	return b.Bytes(), nil
 }

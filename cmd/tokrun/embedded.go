@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokrun/tokrun/internal/atomicfile"
+	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/proxy"
+	"github.com/tokrun/tokrun/runner"
+)
+
+var errTripwire = errors.New("tripwire")
+
+// embedded is the proxy tokrun runs in its own process for one run.
+type embedded struct {
+	pol      *policy.Policy
+	noPolicy bool
+	ca       *proxy.CA
+	srv      *proxy.Server
+	env      []string       // placeholders for the sandbox
+	hidden   []string       // host files the sandbox must not see
+	readOnly []runner.Mount // policy files shown read-only inside
+	learner  *policy.Learner
+	audit    *os.File
+	admin    *http.Server
+	ln       net.Listener
+
+	mu       sync.Mutex
+	denied   []string // hosts refused for want of a rule, for the hint
+	tripped  []proxy.TripwireEvent
+	serveErr chan error
+}
+
+func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelCauseFunc) (*embedded, error) {
+	keys, keyFile, err := e.loadKeys(o)
+	if err != nil {
+		return nil, err
+	}
+	pol, policyFile, err := loadPolicy(o, keys)
+	if err != nil {
+		return nil, err
+	}
+	em := &embedded{pol: pol, noPolicy: policyFile == "", serveErr: make(chan error, 1)}
+	if keyFile != "" {
+		em.hidden = append(em.hidden, keyFile)
+	}
+	if policyFile != "" {
+		abs, err := filepath.Abs(policyFile)
+		if err == nil {
+			// The sandbox may read its policy but never change it for the
+			// next run.
+			em.readOnly = append(em.readOnly, runner.Mount{Source: abs, Dest: abs, ReadOnly: true})
+		}
+	}
+	var byName map[string]string
+	if em.env, byName, err = placeholders(pol, envs); err != nil {
+		return nil, err
+	}
+	if em.ca, err = proxy.NewCA(time.Now()); err != nil {
+		return nil, err
+	}
+	var roots *x509.CertPool
+	if o.upstreamCA != "" {
+		if roots, err = proxy.LoadRoots(o.upstreamCA); err != nil {
+			return nil, fmt.Errorf("--upstream-ca: %w", err)
+		}
+	}
+	var auditLog *proxy.AuditLog
+	switch o.audit {
+	case "":
+	case "-":
+		auditLog = proxy.NewAuditLog(e.stderr)
+	default:
+		f, err := os.OpenFile(o.audit, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("--audit: %w", err)
+		}
+		em.audit = f
+		em.hidden = append(em.hidden, o.audit)
+		auditLog = proxy.NewAuditLog(f)
+	}
+	var metrics *proxy.Metrics
+	if o.metrics != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = proxy.NewMetrics(reg)
+		metrics.PolicyLoaded(pol)
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			em.close()
+			return nil, fmt.Errorf("--metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		em.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+		go em.admin.Serve(ln)
+	}
+	if o.learn != "" {
+		em.learner = policy.NewLearner()
+	}
+	em.srv, err = proxy.New(proxy.Config{
+		Policy:        func() *policy.Policy { return pol },
+		CA:            em.ca,
+		UpstreamRoots: roots,
+		Audit:         auditLog,
+		Metrics:       metrics,
+		OnRecord:      em.record,
+		OnTripwire: func(ev proxy.TripwireEvent) {
+			em.mu.Lock()
+			em.tripped = append(em.tripped, ev)
+			em.mu.Unlock()
+			if o.onTripwire == "kill" {
+				cancel(errTripwire)
+			}
+		},
+	})
+	if err != nil {
+		em.close()
+		return nil, err
+	}
+	for name, ph := range byName {
+		if err := em.srv.AddPlaceholders(name, ph); err != nil {
+			em.close()
+			return nil, err
+		}
+	}
+	return em, nil
+}
+
+// record watches decisions: the learner learns from them, and a refused
+// host without a policy earns a hint.
+func (em *embedded) record(r proxy.Record) {
+	if em.learner != nil && r.Decision == "allow" && r.Method != "CONNECT" {
+		em.learner.Observe(em.pol.Decide(policy.Request{Scheme: r.Scheme, Host: r.Host, Port: r.Port, Method: r.Method, Path: r.Path}))
+	}
+	if em.noPolicy && r.Decision == "deny" && r.Reason == string(policy.HostNotAllowed) {
+		em.mu.Lock()
+		if len(em.denied) < 8 {
+			em.denied = append(em.denied, r.Host)
+		}
+		em.mu.Unlock()
+	}
+}
+
+// serve starts the proxy on the run's socket.
+func (em *embedded) serve(socket string) error {
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("proxy socket: %w", err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("proxy socket: %w", err)
+	}
+	em.ln = ln
+	go func() { em.serveErr <- em.srv.Serve(ln, proxy.ServeOptions{}) }()
+	return nil
+}
+
+// finish reports what the user should know once the command ended.
+func (em *embedded) finish(e *env) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	for _, t := range em.tripped {
+		e.notef("warning: tripwire: the command sent the placeholder of secret %s to %s (in the %s); the request was refused", t.Secret, t.Host, t.Where)
+	}
+	if len(em.denied) > 0 {
+		seen := map[string]bool{}
+		for _, h := range em.denied {
+			if !seen[h] {
+				seen[h] = true
+				e.hintf("no policy (no --policy, no ./tokrun.yaml): the request to %s was refused; allow it with --allow %s, or write a policy", h, h)
+			}
+		}
+	}
+}
+
+func (em *embedded) writeLearned(path string) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return nil // TODO(learner) em.learner.WritePolicy(w, em.pol)
+	})
+}
+
+func (em *embedded) close() {
+	if em.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = em.srv.Shutdown(ctx)
+		cancel()
+		_ = em.srv.Close()
+	}
+	if em.admin != nil {
+		_ = em.admin.Close()
+	}
+	if em.audit != nil {
+		_ = em.audit.Close()
+	}
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/regfile"
+	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/runner"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+type runOptions struct {
+	policyFile string
+	keyFile    string
+	proxy      string
+	proxyCA    string
+	upstreamCA string
+	audit      string
+	metrics    string
+	learn      string
+	stateDir   string
+	onTripwire string
+	allow      []string
+	mounts     []string
+	envs       []string
+	tty        bool
+	noTTY      bool
+	debug      bool
+}
+
+func (o *runOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.policyFile, "policy", "", "policy `FILE` (default ./tokrun.yaml when it exists, otherwise deny all)")
+	f.StringVar(&o.keyFile, "key", "", "private key `FILE` that opens the policy's sealed secrets (default $XDG_CONFIG_HOME/tokrun/key.txt)")
+	f.StringVar(&o.proxy, "proxy", "", "use a running tokproxy at unix:`PATH` instead of the embedded proxy")
+	f.StringVar(&o.proxyCA, "proxy-ca", "", "CA certificate `FILE` of the tokproxy named by --proxy")
+	f.StringVar(&o.upstreamCA, "upstream-ca", "", "also trust the CA certificates in `FILE` for upstream servers (a local API with its own CA)")
+	f.StringArrayVar(&o.allow, "allow", nil, "allow HTTPS to `HOST[:PORT]` without credentials (repeatable)")
+	f.StringArrayVar(&o.mounts, "mount", nil, "expose host path SRC at DST inside, read-write unless :ro (`SRC:DST[:ro]`, repeatable)")
+	f.StringArrayVar(&o.envs, "env", nil, "set `K=V` inside, or pass K from your environment with --env K (repeatable)")
+	f.BoolVar(&o.tty, "tty", false, "give the command a terminal even when stdin is not one")
+	f.BoolVar(&o.noTTY, "no-tty", false, "use pipes even when stdin is a terminal")
+	f.StringVar(&o.onTripwire, "on-tripwire", "deny", "what a leaked placeholder does: deny (refuse the request) or kill (also end the run, exit 124)")
+	f.StringVar(&o.audit, "audit", "", "append one JSON line per proxy decision to `FILE` (- for stderr)")
+	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics of the embedded proxy at http://`ADDR`/metrics")
+	f.StringVar(&o.learn, "learn", "", "allow all public egress, inject no secrets, and write a policy of what was used to `FILE`")
+	f.StringVar(&o.stateDir, "state-dir", "", "sandbox state and logs `DIR` (default $XDG_RUNTIME_DIR/tokrun or /run/tokrun)")
+	f.BoolVar(&o.debug, "debug", false, "write gVisor's debug logs and say where they are")
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// check validates the flags before any work starts. It returns the
+// environment --env adds and the parsed mounts.
+func (o *runOptions) check() ([]string, []runner.Mount, error) {
+	if o.onTripwire != "deny" && o.onTripwire != "kill" {
+		return nil, nil, cli.Usagef("--on-tripwire must be deny or kill, not %q", o.onTripwire)
+	}
+	if o.tty && o.noTTY {
+		return nil, nil, cli.Usagef("--tty and --no-tty cannot be used together")
+	}
+	if o.proxy != "" {
+		if !strings.HasPrefix(o.proxy, "unix:") || len(o.proxy) == len("unix:") {
+			return nil, nil, cli.Usagef("--proxy must be unix:PATH, the socket of a running tokproxy")
+		}
+		if o.proxyCA == "" {
+			return nil, nil, cli.Usagef("--proxy needs --proxy-ca, the CA certificate of that tokproxy (ca.pem in its state directory)")
+		}
+		for name, set := range map[string]bool{"--learn": o.learn != "", "--allow": len(o.allow) > 0, "--audit": o.audit != "", "--metrics": o.metrics != "", "--upstream-ca": o.upstreamCA != "", "--key": o.keyFile != "", "--on-tripwire kill": o.onTripwire == "kill"} {
+			if set {
+				return nil, nil, cli.Usagef("%s applies to the embedded proxy and cannot be used with --proxy; configure the tokproxy daemon instead", name)
+			}
+		}
+	} else if o.proxyCA != "" {
+		return nil, nil, cli.Usagef("--proxy-ca is only for --proxy")
+	}
+	for _, a := range o.allow {
+		if err := policy.CheckAllow(a); err != nil {
+			return nil, nil, cli.Usagef("%s", err)
+		}
+	}
+	var mounts []runner.Mount
+	for _, s := range o.mounts {
+		m, err := runner.ParseMount(s)
+		if err != nil {
+			return nil, nil, cli.Usagef("--mount: %v", err)
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return nil, nil, cli.Usagef("--mount %s: %v", s, errors.Unwrap(err))
+		}
+		mounts = append(mounts, m)
+	}
+	var envs []string
+	for _, kv := range o.envs {
+		k, v, hasValue := strings.Cut(kv, "=")
+		if !envNameRE.MatchString(k) {
+			return nil, nil, cli.Usagef("--env: %q is not a variable name", k)
+		}
+		if runner.IsPlumbing(k) {
+			return nil, nil, cli.Usagef("--env %s: tokrun sets %s itself to keep the proxy the only way out", k, k)
+		}
+		if !hasValue {
+			var ok bool
+			if v, ok = os.LookupEnv(k); !ok {
+				return nil, nil, cli.Usagef("--env %s: %s is not set in your environment", k, k)
+			}
+		}
+		envs = append(envs, k+"="+v)
+	}
+	return envs, mounts, nil
+}
+
+// defaultKeyFile is $XDG_CONFIG_HOME/tokrun/key.txt.
+func defaultKeyFile() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" || !filepath.IsAbs(dir) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "tokrun", "key.txt")
+}
+
+// loadKeys loads the key file, or returns nil when the default one does
+// not exist.
+func (e *env) loadKeys(o *runOptions) (*sealing.KeyRing, string, error) {
+	path := o.keyFile
+	if path == "" {
+		path = defaultKeyFile()
+		if _, err := os.Stat(path); err != nil {
+			return nil, path, nil
+		}
+	}
+	keys, err := sealing.LoadKeyFile(path, func(msg string) { e.warnf("%s", msg) })
+	if err != nil {
+		return nil, path, cli.WithHints(err, "make a key with: sealctl keygen -o "+path)
+	}
+	return keys, path, nil
+}
+
+// loadPolicy loads --policy, or ./tokrun.yaml, or a deny-all policy; it
+// reports which file was used ("" for none).
+func loadPolicy(o *runOptions, keys *sealing.KeyRing) (*policy.Policy, string, error) {
+	opts := policy.Options{Keys: keys, Allow: o.allow, Learn: o.learn != ""}
+	file := o.policyFile
+	if file == "" {
+		if st, err := os.Stat("tokrun.yaml"); err == nil && st.Mode().IsRegular() {
+			file = "tokrun.yaml"
+		}
+	}
+	if file == "" {
+		p, err := policy.Parse("(no policy)", []byte("version: 1\nrules: []\n"), opts)
+		return p, "", err
+	}
+	p, err := policy.Load(file, opts)
+	if err != nil && keys == nil && o.keyFile == "" {
+		err = cli.WithHints(err, "secrets are opened with the key in "+defaultKeyFile()+"; give another with --key")
+	}
+	return p, file, err
+}
+
+// placeholders makes a random per-run placeholder for every secret with
+// an env name, as env entries and by secret name.
+func placeholders(p *policy.Policy, envs []string) ([]string, map[string]string, error) {
+	byName := map[string]string{}
+	var out []string
+	for _, s := range p.Secrets() {
+		if s.Env == "" {
+			continue
+		}
+		for _, kv := range envs {
+			if k, _, _ := strings.Cut(kv, "="); k == s.Env {
+				return nil, nil, cli.Usagef("--env %s would replace the placeholder of secret %s", k, s.Name)
+			}
+		}
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, nil, err
+		}
+		ph := "tokrun_placeholder_" + hex.EncodeToString(b[:])
+		byName[s.Name] = ph
+		out = append(out, s.Env+"="+ph)
+	}
+	return out, byName, nil
+}
+
+// wantTTY reports whether the command gets a terminal.
+func (e *env) wantTTY(o *runOptions) (bool, error) {
+	f, ok := e.stdin.(*os.File)
+	isTerm := ok && term.IsTerminal(int(f.Fd()))
+	switch {
+	case o.noTTY:
+		return false, nil
+	case o.tty && !isTerm:
+		return false, cli.Usagef("--tty needs stdin to be a terminal")
+	default:
+		return isTerm, nil
+	}
+}
+
+// readCA reads the CA certificate of an external proxy.
+func readCA(path string) ([]byte, error) {
+	b, err := regfile.ReadFile(path, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy-ca: %w", err)
+	}
+	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+		return nil, fmt.Errorf("--proxy-ca: %s holds no PEM certificate", path)
+	}
+	return b, nil
+}
+
+// runCommand is tokrun's main job.
+func (e *env) runCommand(o *runOptions, args []string) error {
+	envs, mounts, err := o.check()
+	if err != nil {
+		return err
+	}
+	tty, err := e.wantTTY(o)
+	if err != nil {
+		return err
+	}
+	cfg := runner.Config{
+		Command:  args,
+		Mounts:   mounts,
+		TTY:      tty,
+		Stdin:    e.stdin,
+		Stdout:   e.stdout,
+		Stderr:   e.stderr,
+		StateDir: o.stateDir,
+		Debug:    o.debug,
+		Rootless: os.Geteuid() != 0,
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+
+	var emb *embedded
+	if o.proxy != "" {
+		cfg.ProxySocket = strings.TrimPrefix(o.proxy, "unix:")
+		if cfg.CACert, err = readCA(o.proxyCA); err != nil {
+			return err
+		}
+		cfg.Env = envs
+	} else {
+		emb, err = e.startEmbedded(o, envs, cancel)
+		if err != nil {
+			return err
+		}
+		defer emb.close()
+		cfg.CACert = emb.ca.CertPEM()
+		cfg.Env = append(emb.env, envs...)
+		cfg.Hidden = emb.hidden
+		cfg.Mounts = append(cfg.Mounts, emb.readOnly...)
+	}
+
+	sb, err := runner.New(cfg)
+	if err != nil {
+		return runFailure(err)
+	}
+	defer sb.Close()
+	if o.debug {
+		e.notef("gVisor logs of this run: %s", sb.LogDir())
+	}
+	if emb != nil {
+		if err := emb.serve(sb.ProxySocket()); err != nil {
+			return runFailure(err)
+		}
+	}
+	code, err := sb.Run(ctx)
+	if emb != nil {
+		emb.finish(e)
+	}
+	if errors.Is(context.Cause(ctx), errTripwire) {
+		e.notef("error: the run was ended by the tripwire (--on-tripwire kill)")
+		return exitStatus(runner.ExitTripwire)
+	}
+	if err != nil {
+		return runFailure(err)
+	}
+	if emb != nil && o.learn != "" {
+		if err := emb.writeLearned(o.learn); err != nil {
+			return err
+		}
+		e.notef("wrote the learned policy to %s; review it, seal your secrets into it, then run with --policy %s", o.learn, o.learn)
+	}
+	if code != 0 {
+		return exitStatus(code)
+	}
+	return nil
+}
+
+// runFailure wraps errors of the sandbox with advice.
+func runFailure(err error) error {
+	var hints []string
+	switch {
+	case errors.Is(err, runner.ErrVisible):
+		hints = append(hints, "run tokrun from a directory that does not hold the key, or keep the key elsewhere (the default is ~/.config/tokrun/key.txt)")
+	case os.Geteuid() != 0:
+		hints = append(hints, "run 'tokrun doctor' to see what this machine supports")
+	}
+	return cli.WithHints(err, hints...)
+}

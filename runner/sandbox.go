@@ -1,0 +1,284 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/runsc/config"
+	"gvisor.dev/gvisor/runsc/container"
+)
+
+// Sandbox is one run of a command in gVisor. Make it with [New], serve the
+// proxy on [Sandbox.ProxySocket] unless Config.ProxySocket was given, then
+// call [Sandbox.Run] once and [Sandbox.Close].
+type Sandbox struct {
+	cfg    Config
+	st     state
+	id     string
+	runDir string
+	logDir string
+	socket string
+	lock   *runLock
+	spec   *specs.Spec
+	conf   *config.Config
+
+	mu sync.Mutex
+	c  *container.Container
+}
+
+// New checks cfg, cleans up after crashed runs, and prepares a run: its
+// directory, skeleton root and spec. Nothing runs yet.
+func New(cfg Config) (*Sandbox, error) {
+	if len(cfg.Command) == 0 {
+		return nil, errors.New("no command to run")
+	}
+	if cfg.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		cfg.Dir = wd
+	}
+	dir, err := resolve(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("working directory: %w", err)
+	}
+	if dir == "/" {
+		return nil, errors.New("the working directory is /, which would give the command write access to the whole host; run tokrun from a project directory")
+	}
+	cfg.Dir = dir
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the tokrun binary: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return nil, fmt.Errorf("finding the tokrun binary: %w", err)
+	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	cleanStale(st)
+
+	s := &Sandbox{cfg: cfg, st: st, id: newID()}
+	s.runDir = st.runDir(s.id)
+	s.logDir = st.logDir(s.id)
+	for _, d := range []string{s.runDir, s.logDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if s.lock, err = lockRun(s.runDir); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	s.socket = cfg.ProxySocket
+	if s.socket == "" {
+		s.socket = filepath.Join(s.runDir, "proxy.sock")
+		// The mount needs its source to exist before the proxy listens.
+	}
+	l, err := buildLayout(s.runDir, exe, s.socket, cfg.Dir, cfg.Mounts, cfg.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("preparing the sandbox root: %w", err)
+	}
+	if err := checkHidden(cfg.Hidden, l.mounts); err != nil {
+		return nil, err
+	}
+	if err := checkStateHidden(st.dir, l.mounts); err != nil {
+		return nil, err
+	}
+	env, err := Environment(l.bundle, cfg.Env)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{insideInit}
+	if cfg.TTY {
+		args = append(args, "--tty")
+	}
+	args = append(append(args, "--"), cfg.Command...)
+	s.spec = buildSpec(l, args, env, cfg.Dir, cfg.TTY)
+	b, err := json.Marshal(s.spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(s.runDir, "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	if s.conf, err = gvisorConfig(st.runscRoot(), s.logDir, cfg.Rootless, cfg.Debug); err != nil {
+		return nil, fmt.Errorf("gVisor configuration: %w", err)
+	}
+	ok = true
+	return s, nil
+}
+
+// checkStateDir refuses a run whose mounts would show the state directory,
+// where other runs keep their sockets.
+func checkStateHidden(dir string, mounts []specs.Mount) error {
+	for _, m := range mounts {
+		if m.Type != "bind" {
+			continue
+		}
+		src, err := resolve(m.Source)
+		if err != nil {
+			continue
+		}
+		if _, ok := within(dir, src); ok {
+			return fmt.Errorf("the state directory %s %w (through the mount of %s); use --state-dir elsewhere", dir, ErrVisible, src)
+		}
+	}
+	return nil
+}
+
+// ID is the run's sandbox ID.
+func (s *Sandbox) ID() string { return s.id }
+
+// ProxySocket is the host path of the Unix socket the sandbox reaches as
+// its proxy. Unless Config.ProxySocket was given, the caller must listen
+// on it before Run.
+func (s *Sandbox) ProxySocket() string { return s.socket }
+
+// LogDir is where gVisor's logs of this run are written.
+func (s *Sandbox) LogDir() string { return s.logDir }
+
+// Run starts the sandbox and waits for the command. It returns the exit
+// code (128+N for a command killed by signal N). When ctx ends, the
+// sandbox is killed and Run returns ctx's error. SIGINT, SIGTERM, SIGHUP
+// and SIGQUIT sent to tokrun are forwarded to the command.
+func (s *Sandbox) Run(ctx context.Context) (int, error) {
+	setLogTarget(s.logDir)
+	io, err := newStdio(s.cfg, s.runDir)
+	if err != nil {
+		return ExitFailure, err
+	}
+	defer io.close()
+	c, err := createContainer(s.conf, s.id, s.spec, s.runDir, io.consoleSocket, io.in, io.out, io.err)
+	if err != nil {
+		return ExitFailure, fmt.Errorf("creating the sandbox: %w", err)
+	}
+	s.mu.Lock()
+	s.c = c
+	s.mu.Unlock()
+	io.started()
+	if err := c.Start(s.conf); err != nil {
+		return ExitFailure, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	if err := io.attach(); err != nil {
+		s.kill()
+		return ExitFailure, err
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+	type result struct {
+		ws  unix.WaitStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ws, err := c.Wait()
+		done <- result{ws, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			io.drain()
+			if r.err != nil {
+				return ExitFailure, fmt.Errorf("waiting for the sandbox: %w", r.err)
+			}
+			if r.ws.Signaled() {
+				return 128 + int(r.ws.Signal()), nil
+			}
+			return r.ws.ExitStatus(), nil
+		case sig := <-sigs:
+			if sig == unix.SIGWINCH {
+				io.resize()
+				continue
+			}
+			_ = c.SignalContainer(sig.(syscall.Signal), false)
+		case <-ctx.Done():
+			s.kill()
+			<-done
+			io.drain()
+			return ExitFailure, ctx.Err()
+		}
+	}
+}
+
+// kill ends every process of the sandbox.
+func (s *Sandbox) kill() {
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	if c != nil {
+		_ = c.SignalContainer(unix.SIGKILL, true)
+	}
+}
+
+// Close destroys the sandbox and removes the run's directory. gVisor's
+// logs stay in LogDir.
+func (s *Sandbox) Close() error {
+	s.mu.Lock()
+	c := s.c
+	s.c = nil
+	s.mu.Unlock()
+	var err error
+	if c != nil {
+		err = c.Destroy()
+	}
+	if s.runDir != "" {
+		if e := removeRunDir(s.runDir); err == nil {
+			err = e
+		}
+	}
+	s.lock.release()
+	s.st.pruneLogs()
+	return err
+}
+
+// cleanStale destroys the sandboxes of runs whose tokrun died and removes
+// their directories, cgroups and state.
+func cleanStale(st state) {
+	runs, err := st.stale()
+	if err != nil {
+		return
+	}
+	for id, l := range runs {
+		if c, err := container.Load(st.runscRoot(), container.FullID{SandboxID: id, ContainerID: id}, container.LoadOpts{Exact: true, SkipCheck: true}); err == nil {
+			_ = c.Destroy()
+		}
+		_ = removeRunDir(st.runDir(id))
+		l.release()
+	}
+	// Sandboxes whose run directory is gone.
+	ids, err := container.ListSandboxes(st.runscRoot())
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id.SandboxID, idPrefix) {
+			continue
+		}
+		if _, err := os.Stat(st.runDir(id.SandboxID)); err == nil {
+			continue
+		}
+		if c, err := container.Load(st.runscRoot(), id, container.LoadOpts{Exact: true, SkipCheck: true}); err == nil {
+			_ = c.Destroy()
+		}
+	}
+}
