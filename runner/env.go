@@ -9,6 +9,9 @@ import (
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// NO_PROXY is never set: every request, to loopback too, goes through
+// the proxy, and plumbing keeps --env from setting it.
+
 // plumbing are the variables tokrun sets to route the sandbox through the
 // proxy and make it trust the proxy's CA; --env cannot change them.
 var plumbing = []string{
@@ -41,8 +44,6 @@ func Environment(bundle string, extra []string) ([]string, error) {
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
 		vars[k] = proxyURL
 	}
-	vars["NO_PROXY"] = "localhost,127.0.0.1,::1"
-	vars["no_proxy"] = vars["NO_PROXY"]
 	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE"} {
 		vars[k] = bundle
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/runsc/specutils"
 )
 
 // DefaultStateDir is $XDG_RUNTIME_DIR/tokrun when XDG_RUNTIME_DIR is set,
@@ -154,4 +155,12 @@ func removeRunDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// RemoveState removes a state directory that no run uses any more: it
+// unmounts the network namespace gVisor pins there for its gofers, then
+// deletes everything.
+func RemoveState(dir string) error {
+	specutils.UnmountNullNetNS(filepath.Join(dir, "runsc"))
+	return os.RemoveAll(dir)
 }

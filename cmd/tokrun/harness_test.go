@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokrun/tokrun/runner"
+	"github.com/tokrun/tokrun/sealing"
+)
+
+// testSecret is the real credential of the end-to-end tests. It must never
+// reach the sandbox.
+const testSecret = "sk-live-e2e-0123456789abcdef-REAL"
+
+// world is one end-to-end setup: a local HTTPS "API" with its own test
+// CA, a key, a policy with a sealed secret bound to the API, a project
+// directory and a state directory.
+type world struct {
+	t         *testing.T
+	api       *httptest.Server
+	apiPort   int
+	other     *httptest.Server // a second server the secret is not bound to
+	otherPort int
+	caFile    string
+	keyFile   string
+	project   string
+	stateDir  string
+	policy    string
+
+	mu        sync.Mutex
+	auths     []string // Authorization headers the API received
+	otherHits []string
+}
+
+const worldPolicy = `version: 1
+secrets:
+  demo:
+    sealed: SEALED
+    env: DEMO_API_KEY
+rules:
+  - name: api
+    host: 127.0.0.1
+    port: APIPORT
+    paths: ["/v1/**"]
+    inject: [demo]
+    unsafe_allow_private_network: true
+  - name: other
+    host: localhost
+    port: OTHERPORT
+    unsafe_allow_private_network: true
+`
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	needSandbox(t)
+	w := &world{t: t, project: t.TempDir(), stateDir: stateDir(t)}
+	w.api = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.auths = append(w.auths, r.Header.Get("Authorization"))
+		w.mu.Unlock()
+		ok := r.Header.Get("Authorization") == "Bearer "+testSecret
+		rw.Header().Set("Content-Type", "application/json")
+		if !ok {
+			rw.WriteHeader(http.StatusUnauthorized)
+		}
+		json.NewEncoder(rw).Encode(map[string]any{"authorized": ok, "path": r.URL.Path, "method": r.Method})
+	}))
+	t.Cleanup(w.api.Close)
+	w.other = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.otherHits = append(w.otherHits, r.URL.String())
+		w.mu.Unlock()
+		rw.Write([]byte("other\n"))
+	}))
+	t.Cleanup(w.other.Close)
+	w.apiPort = portOf(t, w.api.Listener.Addr())
+	w.otherPort = portOf(t, w.other.Listener.Addr())
+
+	cfg := t.TempDir()
+	w.caFile = filepath.Join(cfg, "upstream-ca.pem")
+	var caPEM []byte
+	for _, s := range []*httptest.Server{w.api, w.other} {
+		caPEM = append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})...)
+	}
+	writeFile(t, w.caFile, string(caPEM), 0o644)
+	key, err := os.ReadFile("../../testdata/sealing/key.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.keyFile = filepath.Join(cfg, "key.txt")
+	writeFile(t, w.keyFile, string(key), 0o600)
+	keys, err := sealing.LoadKeyFile(w.keyFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+		Name: "demo", Hosts: []string{"127.0.0.1"}, Header: "Authorization", Format: "Bearer {}",
+	}, testSecret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("SEALED", sealed, "APIPORT", strconv.Itoa(w.apiPort), "OTHERPORT", strconv.Itoa(w.otherPort)).Replace(worldPolicy)
+	w.policy = filepath.Join(cfg, "policy.yaml")
+	writeFile(t, w.policy, text, 0o644)
+	return w
+}
+
+func portOf(t *testing.T, a net.Addr) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// result is one finished tokrun.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs tokrun with the world's key, policy, CA and state directory,
+// then args, in the project directory.
+func (w *world) run(stdin string, args ...string) result {
+	w.t.Helper()
+	base := []string{"--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", w.stateDir}
+	return w.runRaw(stdin, append(base, args...)...)
+}
+
+// runRaw runs tokrun with exactly args.
+func (w *world) runRaw(stdin string, args ...string) result {
+	w.t.Helper()
+	cmd := exec.Command(tokrunBin, args...)
+	cmd.Dir = w.project
+	// The host environment holds a real-looking key that must not pass.
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root", "OPENAI_API_KEY=sk-host-env-must-not-leak-42", "XDG_CONFIG_HOME=" + filepath.Dir(w.keyFile)}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		w.t.Fatalf("running tokrun: %v", err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// script writes a Python program into the project directory.
+func (w *world) script(name, src string) string {
+	w.t.Helper()
+	writeFile(w.t, filepath.Join(w.project, name), src, 0o644)
+	return name
+}
+
+func (w *world) apiURL(path string) string {
+	return "https://127.0.0.1:" + strconv.Itoa(w.apiPort) + path
+}
+
+func (w *world) otherURL(path string) string {
+	return "https://localhost:" + strconv.Itoa(w.otherPort) + path
+}
+
+func (w *world) seenAuths() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.auths...)
+}
+
+func (r result) String() string {
+	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+}
+
+// stateDir returns a state directory removed, mounts and all, after t.
+func stateDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "tokrun-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := runner.RemoveState(dir); err != nil {
+			t.Errorf("removing the state directory: %v", err)
+		}
+	})
+	return dir
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// tokrunBin is the tokrun binary the end-to-end tests run. It is built
+// with CGO_ENABLED=0, as gVisor requires: the test binary itself (built
+// with -race, so with cgo) cannot host a sandbox.
+var tokrunBin string
+
+// e2eSkip, when not empty, says why the end-to-end tests cannot run here.
+var e2eSkip string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tokrun-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		switch {
+		case os.Geteuid() != 0:
+			e2eSkip = "gVisor sandboxes are tested as root (CI runs as root); rootless runs are checked by tokrun doctor"
+		default:
+			tokrunBin = filepath.Join(dir, "tokrun")
+			cmd := exec.Command("go", "build", "-o", tokrunBin, ".")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "building tokrun: %v\n%s", err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needSandbox skips a test that runs real sandboxes where they cannot run.
+func needSandbox(t *testing.T) {
+	t.Helper()
+	if e2eSkip != "" {
+		t.Skip(e2eSkip)
+	}
+}
