@@ -75,6 +75,9 @@ type Decision struct {
 	// Explanation says in a sentence why, and for a denial what rule would
 	// be needed. It holds public facts only.
 	Explanation string `json:"explanation"`
+
+	// hostOnly marks a decision of DecideHost, which a Learner ignores.
+	hostOnly bool
 }
 
 // Policy is a validated, immutable policy. It is safe for concurrent use.
@@ -282,6 +285,7 @@ func learnAllow(denied Decision, what string) Decision {
 // LearnRule; deny rules still refuse.
 func (p *Policy) DecideHost(req Request) Decision {
 	d, ok := start(req)
+	d.hostOnly = true
 	if !ok {
 		return d
 	}

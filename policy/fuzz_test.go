@@ -3,7 +3,10 @@ package policy
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/tokrun/tokrun/internal/match"
 )
 
 // The loader never panics, and any policy it accepts decides requests for
@@ -56,5 +59,36 @@ func FuzzDecidePath(f *testing.F) {
 		if !again.Allow || again.Rule != d.Rule || again.Path != d.Path || again.Host != d.Host {
 			t.Fatalf("allowed %q %q by %s, but its canonical form %q %q is not: %+v", host, path, d.Rule, d.Host, d.Path, again)
 		}
+	})
+}
+
+// A learned path is a valid glob that matches the path it came from, and
+// keeps nothing after an encoded "?" or "#".
+func FuzzGeneralisePath(f *testing.F) {
+	for _, s := range []string{"/", "/v1/users/123", "/a?b=c", "/a%3Fb/c", "/x/**/y", "/a*b/", "/t/aB3dE5gH7jK9mN1pQ3sT", "/%23/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := match.NormalizePath(raw)
+		if err != nil {
+			return
+		}
+		gp := generalisePath(p)
+		g, err := match.ParsePathGlob(gp)
+		if err != nil {
+			t.Fatalf("%q generalised to %q, not a glob: %v", p, gp, err)
+		}
+		if !g.Match(p) {
+			t.Fatalf("%q generalised to %q, which does not match it", p, gp)
+		}
+		if strings.Contains(gp, "%3F") || strings.Contains(gp, "%23") {
+			t.Fatalf("%q generalised to %q, keeping a query or fragment", p, gp)
+		}
+		for _, lp := range learnedPaths([]string{gp, "/other"}) {
+			if g, err := match.ParsePathGlob(lp); err == nil && g.Match(p) {
+				return
+			}
+		}
+		t.Fatalf("learned paths for %q do not match it", p)
 	})
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/tokrun/tokrun/sealing"
 )
 
-var update = flag.Bool("update", false, "rewrite golden .err files in testdata/policy/bad")
+var update = flag.Bool("update", false, "rewrite golden files in testdata/policy/bad and testdata/policy/learn")
 
 const policyDir = "../testdata/policy"
 
