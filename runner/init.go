@@ -69,7 +69,9 @@ func Init(args []string) int {
 	}
 	attr := &os.ProcAttr{
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   &syscall.SysProcAttr{Setpgid: !tty, Setsid: tty, Setctty: tty, Ctty: 0},
+		// With a terminal the command becomes its foreground job, so that
+		// ^C and ^Z reach it; init stays the session leader.
+		Sys: &syscall.SysProcAttr{Setpgid: true, Foreground: tty, Ctty: 0},
 	}
 	p, err := os.StartProcess(path, cmd, attr)
 	if err != nil {

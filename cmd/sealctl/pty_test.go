@@ -6,105 +6,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/tokrun/tokrun/internal/ptytest"
 	"github.com/tokrun/tokrun/sealing"
 )
 
-// pty is a pseudo-terminal pair. Everything the terminal echoes to the
-// user is collected from the master side.
-type pty struct {
-	master, slave *os.File
-
-	mu     sync.Mutex
-	echoed bytes.Buffer
-	done   chan struct{}
-}
-
-func openPTY(t *testing.T) *pty {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: open /dev/ptmx: %v", err)
-	}
-	master := os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		t.Skipf("no pseudo-terminal: unlock: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		t.Skipf("no pseudo-terminal: TIOCGPTN: %v", err)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		master.Close()
-		t.Skipf("no pseudo-terminal: open slave: %v", err)
-	}
-	p := &pty{master: master, slave: slave, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		buf := make([]byte, 1024)
-		for {
-			n, err := master.Read(buf)
-			p.mu.Lock()
-			p.echoed.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return // EIO once every slave descriptor is closed
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		slave.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			t.Error("pty reader did not stop")
-		}
-		master.Close()
-	})
-	return p
-}
-
-// output closes the slave and returns everything echoed.
-func (p *pty) output(t *testing.T) string {
-	t.Helper()
-	p.slave.Close()
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("pty reader did not stop")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.echoed.String()
-}
-
-func (p *pty) echoOn(t *testing.T) bool {
-	t.Helper()
-	tio, err := unix.IoctlGetTermios(int(p.slave.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatalf("TCGETS: %v", err)
-	}
-	return tio.Lflag&unix.ECHO != 0
-}
-
 // waitEchoOff waits until the child has turned echo off, or has exited.
-func (p *pty) waitEchoOff(t *testing.T, exited <-chan struct{}) {
+func waitEchoOff(t *testing.T, p *ptytest.PTY, exited <-chan struct{}) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
-	for p.echoOn(t) {
+	for p.EchoOn(t) {
 		select {
 		case <-exited:
 			t.Fatal("sealctl exited before turning echo off")
@@ -119,18 +36,16 @@ func (p *pty) waitEchoOff(t *testing.T, exited <-chan struct{}) {
 // typed on the master side. Without this, the tests below could pass
 // because nothing is ever echoed.
 func TestPTYEchoes(t *testing.T) {
-	p := openPTY(t)
-	if !p.echoOn(t) {
+	p := ptytest.Open(t)
+	if !p.EchoOn(t) {
 		t.Fatal("a new pty has echo off")
 	}
-	if _, err := p.master.Write([]byte("ECHOPROBE\n")); err != nil {
+	if _, err := p.Master.Write([]byte("ECHOPROBE\n")); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		p.mu.Lock()
-		got := p.echoed.String()
-		p.mu.Unlock()
+		got := p.Contents()
 		if strings.Contains(got, "ECHOPROBE") {
 			return
 		}
@@ -143,7 +58,7 @@ func TestPTYEchoes(t *testing.T) {
 
 // startSeal runs the sealctl binary (installed in $PATH by TestMain) with
 // the pty as stdin.
-func startSeal(t *testing.T, p *pty, pubFile string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, exited chan struct{}, waitErr *error) {
+func startSeal(t *testing.T, p *ptytest.PTY, pubFile string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, exited chan struct{}, waitErr *error) {
 	t.Helper()
 	exe, err := exec.LookPath("sealctl")
 	if err != nil {
@@ -153,7 +68,7 @@ func startSeal(t *testing.T, p *pty, pubFile string) (cmd *exec.Cmd, stdout, std
 	t.Cleanup(cancel)
 	cmd = exec.CommandContext(ctx, exe, sealArgs(pubFile)...)
 	cmd.Env = append(os.Environ(), "GORACE="+quickRaceExit())
-	cmd.Stdin = p.slave
+	cmd.Stdin = p.Slave
 	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -170,11 +85,11 @@ func startSeal(t *testing.T, p *pty, pubFile string) (cmd *exec.Cmd, stdout, std
 
 func TestSealPromptDoesNotEcho(t *testing.T) {
 	k, _, pubFile := testKey(t)
-	p := openPTY(t)
+	p := ptytest.Open(t)
 	_, stdout, stderr, exited, waitErr := startSeal(t, p, pubFile)
 
-	p.waitEchoOff(t, exited)
-	if _, err := p.master.Write([]byte("sk-live-SENTINEL-4242\n")); err != nil {
+	waitEchoOff(t, p, exited)
+	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-4242\n")); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -185,10 +100,10 @@ func TestSealPromptDoesNotEcho(t *testing.T) {
 	if *waitErr != nil {
 		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
 	}
-	if !p.echoOn(t) {
+	if !p.EchoOn(t) {
 		t.Error("sealctl left the terminal with echo off")
 	}
-	if echoed := p.output(t); strings.Contains(echoed, "SENTINEL") {
+	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
 		t.Errorf("the terminal echoed the secret: %q", echoed)
 	}
 	if got := stderr.String(); !strings.HasPrefix(got, "Enter secret for n: \n") || strings.Contains(got, "SENTINEL") {
@@ -209,10 +124,10 @@ func TestSealPromptDoesNotEcho(t *testing.T) {
 
 func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
 	_, _, pubFile := testKey(t)
-	p := openPTY(t)
+	p := ptytest.Open(t)
 	cmd, stdout, stderr, exited, waitErr := startSeal(t, p, pubFile)
 
-	p.waitEchoOff(t, exited)
+	waitEchoOff(t, p, exited)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +140,7 @@ func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
 	if !errors.As(*waitErr, &exitErr) || exitErr.ExitCode() != 130 {
 		t.Errorf("exit: %v, want status 130", *waitErr)
 	}
-	if !p.echoOn(t) {
+	if !p.EchoOn(t) {
 		t.Error("interrupted sealctl left the terminal with echo off")
 	}
 	if stdout.Len() != 0 || !strings.HasSuffix(stderr.String(), "sealctl: error: interrupted\n") {
@@ -234,7 +149,7 @@ func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
 }
 
 func TestKeygenWarnsOnTerminal(t *testing.T) {
-	p := openPTY(t)
+	p := ptytest.Open(t)
 	exe, err := exec.LookPath("sealctl")
 	if err != nil {
 		t.Fatalf("sealctl is not in $PATH: %v", err)
@@ -244,14 +159,14 @@ func TestKeygenWarnsOnTerminal(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, exe, "keygen")
 	cmd.Env = append(os.Environ(), "GORACE="+quickRaceExit())
-	cmd.Stdout, cmd.Stderr = p.slave, &stderr
+	cmd.Stdout, cmd.Stderr = p.Slave, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sealctl keygen: %v; stderr %q", err, stderr.String())
 	}
 	if !strings.HasPrefix(stderr.String(), "sealctl: warning: writing a private key to the terminal") {
 		t.Errorf("stderr = %q, want a warning first", stderr.String())
 	}
-	if out := p.output(t); !strings.Contains(out, "TOKRUN-SECRET-KEY-1") {
+	if out := p.Output(t); !strings.Contains(out, "TOKRUN-SECRET-KEY-1") {
 		t.Errorf("terminal shows %q, want the key file", out)
 	}
 }
@@ -259,9 +174,9 @@ func TestKeygenWarnsOnTerminal(t *testing.T) {
 // TestPubkeyRefusesTerminal: a private key is never typed into an echoing
 // terminal; pubkey asks for a file instead of waiting for input.
 func TestPubkeyRefusesTerminal(t *testing.T) {
-	p := openPTY(t)
+	p := ptytest.Open(t)
 	var stdout, stderr bytes.Buffer
-	e := &env{stdin: p.slave, stdout: &stdout, stderr: &stderr}
+	e := &env{stdin: p.Slave, stdout: &stdout, stderr: &stderr}
 	if code := e.run([]string{"pubkey"}); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}

@@ -192,7 +192,7 @@ func (em *embedded) finish(e *env) {
 
 func (em *embedded) writeLearned(path string) error {
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		return nil // TODO(learner) em.learner.WritePolicy(w, em.pol)
+		return em.learner.WritePolicy(w, em.pol)
 	})
 }
 
