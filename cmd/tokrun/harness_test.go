@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -73,7 +79,8 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	needSandbox(t)
 	w := &world{t: t, project: t.TempDir(), stateDir: stateDir(t)}
-	w.api = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	ca := newTestCA(t)
+	w.api = ca.server(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		w.auths = append(w.auths, r.Header.Get("Authorization"))
 		w.mu.Unlock()
@@ -85,7 +92,7 @@ func newWorld(t *testing.T) *world {
 		json.NewEncoder(rw).Encode(map[string]any{"authorized": ok, "path": r.URL.Path, "method": r.Method})
 	}))
 	t.Cleanup(w.api.Close)
-	w.other = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	w.other = ca.server(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		w.otherHits = append(w.otherHits, r.URL.String())
 		w.mu.Unlock()
@@ -97,11 +104,7 @@ func newWorld(t *testing.T) *world {
 
 	cfg := t.TempDir()
 	w.caFile = filepath.Join(cfg, "upstream-ca.pem")
-	var caPEM []byte
-	for _, s := range []*httptest.Server{w.api, w.other} {
-		caPEM = append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})...)
-	}
-	writeFile(t, w.caFile, string(caPEM), 0o644)
+	writeFile(t, w.caFile, string(ca.certPEM), 0o644)
 	key, err := os.ReadFile("../../testdata/sealing/key.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -214,4 +217,62 @@ func stateDir(t *testing.T) string {
 		}
 	})
 	return dir
+}
+
+// testCA is the local APIs' own CA, as a real API's would be.
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "tokrun e2e test API CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// server starts an HTTPS server on 127.0.0.1 with a certificate for
+// localhost and 127.0.0.1 issued by the CA.
+func (ca *testCA) server(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	return srv
 }
