@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // tokrunBin is the tokrun binary the end-to-end tests run. It is built
@@ -24,17 +26,15 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		switch {
-		case os.Geteuid() != 0:
+		tokrunBin = filepath.Join(dir, "tokrun")
+		cmd := exec.Command("go", "build", "-o", tokrunBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building tokrun: %v\n%s", err, out)
+			return 1
+		}
+		if os.Geteuid() != 0 {
 			e2eSkip = "gVisor sandboxes are tested as root (CI runs as root); rootless runs are checked by tokrun doctor"
-		default:
-			tokrunBin = filepath.Join(dir, "tokrun")
-			cmd := exec.Command("go", "build", "-o", tokrunBin, ".")
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building tokrun: %v\n%s", err, out)
-				return 1
-			}
 		}
 		return m.Run()
 	}()
@@ -47,4 +47,19 @@ func needSandbox(t *testing.T) {
 	if e2eSkip != "" {
 		t.Skip(e2eSkip)
 	}
+}
+
+// TestScript runs the command-line scripts in testdata/script with the
+// built tokrun first in $PATH. They cover what tokrun checks before any
+// sandbox starts.
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("PATH", filepath.Dir(tokrunBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+			e.Setenv("XDG_CONFIG_HOME", filepath.Join(e.WorkDir, "config"))
+			e.Setenv("XDG_RUNTIME_DIR", filepath.Join(e.WorkDir, "run"))
+			return nil
+		},
+	})
 }

@@ -167,7 +167,7 @@ func loadPolicy(o *runOptions, keys *sealing.KeyRing) (*policy.Policy, string, e
 		return p, "", err
 	}
 	p, err := policy.Load(file, opts)
-	if err != nil && keys == nil && o.keyFile == "" {
+	if err != nil && keys == nil && o.keyFile == "" && strings.Contains(err.Error(), "key") {
 		err = cli.WithHints(err, "secrets are opened with the key in "+defaultKeyFile()+"; give another with --key")
 	}
 	return p, file, err
