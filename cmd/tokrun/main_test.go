@@ -15,6 +15,9 @@ import (
 // with -race, so with cgo) cannot host a sandbox.
 var tokrunBin string
 
+// tokproxyBin is the proxy daemon, for runs with --proxy.
+var tokproxyBin string
+
 // e2eSkip, when not empty, says why the end-to-end tests cannot run here.
 var e2eSkip string
 
@@ -31,6 +34,12 @@ func TestMain(m *testing.M) {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building tokrun: %v\n%s", err, out)
+			return 1
+		}
+		tokproxyBin = filepath.Join(dir, "tokproxy")
+		cmd = exec.Command("go", "build", "-o", tokproxyBin, "../tokproxy")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building tokproxy: %v\n%s", err, out)
 			return 1
 		}
 		if os.Geteuid() != 0 {

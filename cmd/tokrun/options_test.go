@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// --env, --mount and --allow do what they say, and nothing more.
+func TestEnvMountAllow(t *testing.T) {
+	w := newWorld(t)
+	data := t.TempDir()
+	writeFile(t, filepath.Join(data, "in.txt"), "shared data\n", 0o644)
+	t.Setenv("TOKRUN_E2E_PASS", "passed-through")
+	r := w.runRaw("", "--state-dir", w.stateDir, "--upstream-ca", w.caFile, "--policy", w.policy, "--key", w.keyFile,
+		"--env", "MODEL=small", "--mount", data+":/data:ro", "--", "/bin/sh", "-c",
+		`echo "model=$MODEL"; cat /data/in.txt; touch /data/x 2>/dev/null && echo RO-WRITABLE; echo "openai=${OPENAI_API_KEY:-absent}"`)
+	if r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	for _, want := range []string{"model=small", "shared data", "openai=absent"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r)
+		}
+	}
+	if strings.Contains(r.stdout, "RO-WRITABLE") {
+		t.Errorf("a :ro mount is writable:\n%s", r)
+	}
+
+	// Without a policy everything is refused, with a hint; --allow opens
+	// one host without credentials.
+	noPolicy := t.TempDir()
+	script := `import urllib.request, urllib.error
+try:
+    with urllib.request.urlopen("` + w.apiURL("/v1/x") + `", timeout=30) as r:
+        print("status", r.status)
+except urllib.error.URLError as e:
+    print("refused", e)
+`
+	writeFile(t, filepath.Join(noPolicy, "get.py"), script, 0o644)
+	cmd := exec.Command(tokrunBin, "--state-dir", w.stateDir, "--upstream-ca", w.caFile, "--", "python3", "get.py")
+	cmd.Dir = noPolicy
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "tokrun: hint: no policy") {
+		t.Errorf("without a policy: want a refusal and a hint, got %v\n%s", err, out)
+	}
+}
+
+// tokrun --proxy uses a running tokproxy daemon instead of its own proxy.
+func TestExternalProxy(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "proxy.sock")
+	state := filepath.Join(dir, "state")
+	proxyCmd := exec.Command(tokproxyBin, "serve", "--listen", "unix:"+sock, "--policy", w.policy, "--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", state)
+	stderr, _ := proxyCmd.StderrPipe()
+	if err := proxyCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxyCmd.Process.Kill(); proxyCmd.Wait() })
+	go io.Copy(io.Discard, stderr)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tokproxy did not create its socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", filepath.Join(state, "ca.pem"), "--", "python3", "-c", `
+import json, urllib.request
+with urllib.request.urlopen("`+w.apiURL("/v1/via-daemon")+`", timeout=30) as r:
+    print("authorized", json.load(r)["authorized"])
+`)
+	if r.code != 0 || !strings.Contains(r.stdout, "authorized True") {
+		t.Fatalf("through tokproxy: want the credential injected, got\n%s", r)
+	}
+}
+
+// A run whose tokrun was killed leaves state behind; the next run cleans
+// it up.
+func TestStaleRunsAreCleaned(t *testing.T) {
+	w := newWorld(t)
+	pr, pw := io.Pipe()
+	cmd := w.start(nil, pw, nil, "--", "/bin/sh", "-c", "echo ready; sleep 600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatal("no ready line")
+	}
+	go io.Copy(io.Discard, pr)
+	runs, _ := os.ReadDir(filepath.Join(w.stateDir, "runs"))
+	if len(runs) != 1 {
+		t.Fatalf("want one live run directory, got %d", len(runs))
+	}
+	stale := runs[0].Name()
+	cmd.Process.Kill()
+	cmd.Wait()
+	pw.Close()
+	if _, err := os.Stat(filepath.Join(w.stateDir, "runs", stale)); err != nil {
+		t.Fatalf("a killed tokrun should leave its run directory (that is what is tested): %v", err)
+	}
+	if r := w.run("", "--", "/bin/true"); r.code != 0 {
+		t.Fatalf("next run failed:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(w.stateDir, "runs", stale)); err == nil {
+		t.Errorf("the stale run directory %s was not removed", stale)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(w.stateDir, "runsc", "*"+stale+"*")); len(matches) > 0 {
+		t.Errorf("the stale sandbox state is still there: %v", matches)
+	}
+	for _, cg := range []string{"/sys/fs/cgroup/memory/" + stale, "/sys/fs/cgroup/pids/" + stale, "/sys/fs/cgroup/" + stale} {
+		if _, err := os.Stat(cg); err == nil {
+			t.Errorf("the stale cgroup %s is still there", cg)
+		}
+	}
+	// The sandbox of the killed run is gone too.
+	out, _ := exec.Command("pgrep", "-f", "runsc-sandbox.*"+stale).Output()
+	if len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("the stale sandbox still runs: pids %s", out)
+	}
+}
