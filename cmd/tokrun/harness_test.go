@@ -211,12 +211,14 @@ func stateDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := runner.RemoveState(dir); err != nil {
-			t.Errorf("removing the state directory: %v", err)
-		}
-	})
+	t.Cleanup(func() { removeState(t, dir) })
 	return dir
+}
+
+func removeState(t testing.TB, dir string) {
+	if err := runner.RemoveState(dir); err != nil {
+		t.Errorf("removing the state directory: %v", err)
+	}
 }
 
 // testCA is the local APIs' own CA, as a real API's would be.
