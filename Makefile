@@ -7,7 +7,7 @@ BINARIES    := $(notdir $(wildcard cmd/*))
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test lint unit tidy-check bench fuzz clean
+.PHONY: help build test lint unit tidy-check bench fuzz demo clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,10 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+demo: build ## the main job, offline: a local API, a sealed key, an agent in tokrun (as root)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo-api ./examples/demo/api
+	BIN=bin bash examples/demo/demo.sh
 
 clean: ## remove build output
 	rm -rf bin
