@@ -1,0 +1,196 @@
+package runner
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestParseMount(t *testing.T) {
+	wd, _ := os.Getwd()
+	for _, tc := range []struct {
+		in   string
+		want Mount
+		err  string
+	}{
+		{in: "/data:/data", want: Mount{Source: "/data", Dest: "/data"}},
+		{in: "/data:/in/x/:ro", want: Mount{Source: "/data", Dest: "/in/x", ReadOnly: true}},
+		{in: "/data:/d:rw", want: Mount{Source: "/data", Dest: "/d"}},
+		{in: "rel:/d", want: Mount{Source: filepath.Join(wd, "rel"), Dest: "/d"}},
+		{in: "/data", err: "want SRC:DST"},
+		{in: "/a:/b:ro:x", err: "want SRC:DST"},
+		{in: "/a:/b:rx", err: "the mode must be ro or rw"},
+		{in: ":/b", err: "must not be empty"},
+		{in: "/a:b", err: "DST must be an absolute path"},
+		{in: "/a:/", err: "DST cannot be /"},
+		{in: "/a:/.tokrun/x", err: "DST cannot be under /.tokrun"},
+		{in: "/a:/proc", err: "DST cannot be under /proc"},
+		{in: "/a:/dev/shm", err: "DST cannot be under /proc"},
+	} {
+		got, err := ParseMount(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrMount) {
+				t.Errorf("ParseMount(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseMount(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestEnvironmentIsBuiltFromScratch(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-host")
+	t.Setenv("LANG", "de_DE.UTF-8")
+	env, err := Environment("/bundle.pem", []string{"DEMO=ph", "PATH=/custom"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"DEMO=ph", "PATH=/custom", "LANG=de_DE.UTF-8", "HOME=/root", "HTTPS_PROXY=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128", "SSL_CERT_FILE=/bundle.pem", "NODE_EXTRA_CA_CERTS=/bundle.pem", "NODE_USE_ENV_PROXY=1"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("environment lacks %s: %v", want, env)
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "OPENAI_API_KEY=") || strings.HasPrefix(kv, "NO_PROXY=") || strings.HasPrefix(kv, "no_proxy=") {
+			t.Errorf("environment holds %s", kv)
+		}
+	}
+	for _, bad := range []string{"HTTPS_PROXY=x", "no_proxy=*", "SSL_CERT_FILE=/x", "NOEQUALS"} {
+		if _, err := Environment("/b", []string{bad}); err == nil {
+			t.Errorf("Environment accepted %q", bad)
+		}
+	}
+}
+
+func TestCheckHidden(t *testing.T) {
+	dir := t.TempDir()
+	project := filepath.Join(dir, "project")
+	keys := filepath.Join(dir, "keys")
+	os.MkdirAll(project, 0o755)
+	os.MkdirAll(keys, 0o755)
+	key := filepath.Join(keys, "key.txt")
+	os.WriteFile(key, []byte("k"), 0o600)
+	linkInProject := filepath.Join(project, "key-link")
+	os.Symlink(key, linkInProject)
+	bind := func(src, dst string) specs.Mount { return specs.Mount{Type: "bind", Source: src, Destination: dst} }
+	tmpfs := func(dst string) specs.Mount { return specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: dst} }
+
+	for _, tc := range []struct {
+		name    string
+		hidden  string
+		mounts  []specs.Mount
+		visible bool
+	}{
+		{"outside every mount", key, []specs.Mount{bind(project, project)}, false},
+		{"mounted directory holds it", key, []specs.Mount{bind(keys, "/k")}, true},
+		{"parent directory mounted", key, []specs.Mount{bind(dir, "/d")}, true},
+		{"hidden path is a symlink into a mount", linkInProject, []specs.Mount{bind(keys, "/k")}, true},
+		{"covered by a later tmpfs", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/keys")}, false},
+		{"covered by a later bind of something else", key, []specs.Mount{bind(dir, "/d"), bind(project, "/d/keys")}, false},
+		{"a later mount under it does not cover it", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/keys/other")}, true},
+		{"a missing hidden file is not visible", filepath.Join(keys, "nope"), []specs.Mount{bind(keys, "/k")}, false},
+	} {
+		err := checkHidden([]string{tc.hidden}, tc.mounts)
+		if got := err != nil; got != tc.visible {
+			t.Errorf("%s: checkHidden = %v, want visible=%v", tc.name, err, tc.visible)
+		}
+		if err != nil && !errors.Is(err, ErrVisible) {
+			t.Errorf("%s: error %v is not ErrVisible", tc.name, err)
+		}
+	}
+
+	// A hard link elsewhere cannot be found, so a linked key is refused.
+	if err := os.Link(key, filepath.Join(project, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkHidden([]string{key}, nil); err == nil || !strings.Contains(err.Error(), "hard links") {
+		t.Errorf("a hard-linked key: %v", err)
+	}
+}
+
+func TestLayout(t *testing.T) {
+	run := t.TempDir()
+	project := t.TempDir()
+	extra := []Mount{{Source: t.TempDir(), Dest: "/data", ReadOnly: true}}
+	l, err := buildLayout(run, "/proc/self/exe", filepath.Join(run, "proxy.sock"), project, extra, []byte("-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDest := map[string]specs.Mount{}
+	var order []string
+	for _, m := range l.mounts {
+		byDest[m.Destination] = m
+		order = append(order, m.Destination)
+	}
+	ro := func(dst string) bool { return slices.Contains(byDest[dst].Options, "ro") }
+	for _, dst := range []string{"/usr", "/etc", "/data", insideInit} {
+		if _, ok := byDest[dst]; !ok || !ro(dst) {
+			t.Errorf("%s is not mounted read-only: %+v", dst, byDest[dst])
+		}
+	}
+	if m := byDest[project]; m.Source != project || ro(project) {
+		t.Errorf("the working directory is not mounted read-write at its own path: %+v", m)
+	}
+	if byDest["/tmp"].Type != "tmpfs" {
+		t.Errorf("/tmp is not a private tmpfs: %+v", byDest["/tmp"])
+	}
+	if _, err := os.Stat("/etc/shadow"); err == nil {
+		if m := byDest["/etc/shadow"]; m.Source != filepath.Join(run, "empty") || slices.Index(order, "/etc/shadow") < slices.Index(order, "/etc") {
+			t.Errorf("/etc/shadow is not masked after /etc is mounted: %+v", m)
+		}
+	}
+	if _, err := os.Stat("/etc/ssl/private"); err == nil && byDest["/etc/ssl/private"].Type != "tmpfs" {
+		t.Errorf("/etc/ssl/private is not masked")
+	}
+	bundle, err := os.ReadFile(filepath.Join(run, "ca-bundle.pem"))
+	if err != nil || !strings.HasSuffix(string(bundle), "TEST\n-----END CERTIFICATE-----\n") {
+		t.Errorf("the trust bundle does not end with the run's CA")
+	}
+	if l.bundle != insideDir+"/ca-bundle.pem" {
+		if m := byDest[l.bundle]; m.Source != filepath.Join(run, "ca-bundle.pem") {
+			t.Errorf("the system bundle %s is not replaced: %+v", l.bundle, m)
+		}
+	}
+	for _, name := range topLevel {
+		if st, err := os.Lstat("/" + name); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			if target, _ := os.Readlink(filepath.Join(l.rootfs, name)); target == "" {
+				t.Errorf("/%s is a symlink on the host but not in the skeleton root", name)
+			}
+		}
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "tool")
+	os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755)
+	noexec := filepath.Join(dir, "data")
+	os.WriteFile(noexec, nil, 0o644)
+	if p, err := lookPath("tool", "/nonexistent:"+dir); err != nil || p != exe {
+		t.Errorf("lookPath(tool) = %q, %v", p, err)
+	}
+	if _, err := lookPath("data", dir); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("lookPath of a non-executable: %v, want permission denied", err)
+	}
+	if _, err := lookPath("missing", dir); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("lookPath of a missing command: %v", err)
+	}
+	if p, err := lookPath(exe, ""); err != nil || p != exe {
+		t.Errorf("lookPath of a path: %q, %v", p, err)
+	}
+}
+
+func TestIsInit(t *testing.T) {
+	for args, want := range map[string]bool{"/.tokrun/tokrun-init --": true, "tokrun-init": true, "tokrun --": false, "": false} {
+		if got := IsInit(strings.Fields(args)); got != want {
+			t.Errorf("IsInit(%q) = %v", args, got)
+		}
+	}
+}
