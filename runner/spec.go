@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // trustBundlePaths are where distributions keep the system's trusted CA
@@ -92,6 +93,10 @@ func buildLayout(runDir, exe, socket, dir string, extra []Mount, caPEM []byte) (
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
+		case unix.Access(p, unix.R_OK) != nil:
+			// Rootless: a path this user cannot read, the sandbox (whose
+			// file access goes through a gofer with this user's rights)
+			// cannot read either, and cannot even be mounted over.
 		case st.IsDir():
 			l.mounts = append(l.mounts, specs.Mount{Destination: p, Type: "tmpfs", Source: "tmpfs", Options: []string{"ro", "mode=0700"}})
 		default:

@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building tokrun: %v\n%s", err, out)
 			return 1
 		}
+		// The rootless test runs the binary as another user.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		tokproxyBin = filepath.Join(dir, "tokproxy")
 		cmd = exec.Command("go", "build", "-o", tokproxyBin, "../tokproxy")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -146,8 +146,11 @@ func (e *env) loadKeys(o *runOptions) (*sealing.KeyRing, string, error) {
 		}
 	}
 	keys, err := sealing.LoadKeyFile(path, func(msg string) { e.warnf("%s", msg) })
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, path, cli.WithHints(err, "make a key with: sealctl keygen -o "+path)
+	}
+	if err != nil {
+		return nil, path, err
 	}
 	return keys, path, nil
 }
@@ -234,6 +237,14 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	if os.Geteuid() != 0 && !runner.InUserns() {
+		// Rootless: everything below runs as root of a user namespace.
+		code, err := runner.ReexecInUserns()
+		if err != nil {
+			return cli.WithHints(fmt.Errorf("rootless mode needs a user namespace: %w", err), "run 'tokrun doctor' to see what this machine supports, or run tokrun as root")
+		}
+		return exitStatusOrNil(code)
+	}
 	cfg := runner.Config{
 		Command:  args,
 		Mounts:   mounts,
@@ -243,7 +254,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		Stderr:   e.stderr,
 		StateDir: o.stateDir,
 		Debug:    o.debug,
-		Rootless: os.Geteuid() != 0,
+		Rootless: runner.InUserns(),
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -297,6 +308,10 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		}
 		e.notef("wrote the learned policy to %s; review it, seal your secrets into it, then run with --policy %s", o.learn, o.learn)
 	}
+	return exitStatusOrNil(code)
+}
+
+func exitStatusOrNil(code int) error {
 	if code != 0 {
 		return exitStatus(code)
 	}

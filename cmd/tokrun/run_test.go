@@ -158,3 +158,23 @@ except Exception as e:
 		t.Fatalf("with the default --on-tripwire deny the request is refused and the run goes on:\n%s", r)
 	}
 }
+
+// A policy in the working directory is read-only inside: the sandbox
+// cannot widen the policy of the next run.
+func TestPolicyIsReadOnlyInside(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(w.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(w.project, "tokrun.yaml")
+	writeFile(t, local, string(b), 0o644)
+	r := w.runRaw("", "--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--", "/bin/sh", "-c",
+		"cat tokrun.yaml >/dev/null && echo readable; echo '# widened' >> tokrun.yaml && echo WRITABLE; echo ok > other.txt && echo project-writable")
+	if r.code != 0 || !strings.Contains(r.stdout, "readable") || strings.Contains(r.stdout, "WRITABLE") || !strings.Contains(r.stdout, "project-writable") {
+		t.Fatalf("want the policy readable but not writable, the project writable:\n%s", r)
+	}
+	if after, _ := os.ReadFile(local); string(after) != string(b) {
+		t.Fatalf("the sandbox changed the policy file")
+	}
+}
