@@ -73,6 +73,13 @@ except OSError:
 			t.Errorf("stdout lacks %q:\n%s\nstderr:\n%s", want, out.String(), errb.String())
 		}
 	}
+
+	doctor := exec.Command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", tokrunBin, "doctor")
+	doctor.Dir = project
+	doctor.Env = cmd.Env
+	if b, err := doctor.CombinedOutput(); err != nil || !strings.Contains(string(b), "not root: rootless mode") || !strings.Contains(string(b), "tokrun can run sandboxes here") {
+		t.Errorf("tokrun doctor as nobody: %v\n%s", err, b)
+	}
 }
 
 // checkUserns asks the kernel for a user namespace as nobody would.

@@ -178,3 +178,18 @@ func TestPolicyIsReadOnlyInside(t *testing.T) {
 		t.Fatalf("the sandbox changed the policy file")
 	}
 }
+
+func TestDoctor(t *testing.T) {
+	w := newWorld(t)
+	r := w.runRaw("", "doctor", "--state-dir", w.stateDir)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok    sandbox") || !strings.Contains(r.stdout, "tokrun can run sandboxes here") {
+		t.Fatalf("doctor as root:\n%s", r)
+	}
+	// A machine where the sandbox cannot start: the state directory is a file.
+	bad := filepath.Join(t.TempDir(), "file")
+	writeFile(t, bad, "", 0o600)
+	r = w.runRaw("", "doctor", "--state-dir", bad)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "tokrun cannot run sandboxes here") {
+		t.Fatalf("doctor with an unusable state directory:\n%s", r)
+	}
+}
