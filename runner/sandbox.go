@@ -161,30 +161,33 @@ func (s *Sandbox) LogDir() string { return s.logDir }
 // and SIGQUIT sent to tokrun are forwarded to the command.
 func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	setLogTarget(s.logDir)
-	io, err := newStdio(s.cfg, s.runDir)
+	// Caught from the start, so that a signal during startup is forwarded
+	// rather than killing tokrun.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+
+	std, err := newStdio(s.cfg, s.runDir)
 	if err != nil {
 		return ExitFailure, err
 	}
-	defer io.close()
-	c, err := createContainer(s.conf, s.id, s.spec, s.runDir, io.consoleSocket, io.in, io.out, io.err)
+	defer std.close()
+	c, err := createContainer(s.conf, s.id, s.spec, s.runDir, std.consoleSocket, std.in, std.out, std.err)
 	if err != nil {
 		return ExitFailure, fmt.Errorf("creating the sandbox: %w", err)
 	}
 	s.mu.Lock()
 	s.c = c
 	s.mu.Unlock()
-	io.started()
+	std.started()
 	if err := c.Start(s.conf); err != nil {
 		return ExitFailure, fmt.Errorf("starting the sandbox: %w", err)
 	}
-	if err := io.attach(); err != nil {
+	if err := std.attach(); err != nil {
 		s.kill()
 		return ExitFailure, err
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
-	defer signal.Stop(sigs)
 	type result struct {
 		ws  unix.WaitStatus
 		err error
@@ -197,7 +200,7 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	for {
 		select {
 		case r := <-done:
-			io.drain()
+			std.drain()
 			if r.err != nil {
 				return ExitFailure, fmt.Errorf("waiting for the sandbox: %w", r.err)
 			}
@@ -207,14 +210,14 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 			return r.ws.ExitStatus(), nil
 		case sig := <-sigs:
 			if sig == unix.SIGWINCH {
-				io.resize()
+				std.resize()
 				continue
 			}
 			_ = c.SignalContainer(sig.(syscall.Signal), false)
 		case <-ctx.Done():
 			s.kill()
 			<-done
-			io.drain()
+			std.drain()
 			return ExitFailure, ctx.Err()
 		}
 	}
