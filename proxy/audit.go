@@ -2,9 +2,14 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/regfile"
 )
 
 // Record is one audit log entry: one per decision. Its JSON form is one
@@ -51,4 +56,19 @@ func (a *AuditLog) Write(r Record) error {
 	defer a.mu.Unlock()
 	_, err = a.w.Write(line)
 	return err
+}
+
+// OpenAuditFile opens an audit log file for appending, creating it with
+// mode 0600 if needed; created reports whether it did. FIFOs, devices and
+// other files that are not regular are refused without blocking.
+func OpenAuditFile(path string) (f *os.File, created bool, err error) {
+	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, false, err
+	}
+	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND, 0)
+	return f, false, err
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"log/slog"
 	"net"
@@ -161,7 +160,7 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	var auditW io.Writer = e.stderr
 	createdAudit := false
 	if len(errs) == 0 && o.audit != "-" {
-		f, created, err := openAudit(o.audit)
+		f, created, err := proxy.OpenAuditFile(o.audit)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--audit: %w", err))
 		} else {
@@ -229,20 +228,6 @@ func hasTCP(specs []listenSpec) bool {
 		}
 	}
 	return false
-}
-
-// openAudit opens the audit file for appending, creating it with mode
-// 0600, and reports whether it was created.
-func openAudit(path string) (*os.File, bool, error) {
-	f, err := regfile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return f, true, nil
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return nil, false, err
-	}
-	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND, 0)
-	return f, false, err
 }
 
 // fileSum is the SHA-256 of a file's content; an unreadable file sums as

@@ -37,8 +37,11 @@ type embedded struct {
 	readOnly []runner.Mount // policy files shown read-only inside
 	learner  *policy.Learner
 	audit    *os.File
-	admin    *http.Server
-	ln       net.Listener
+	// auditCreated: the audit file did not exist before this run, and is
+	// removed if the run never starts.
+	auditCreated bool
+	admin        *http.Server
+	ln           net.Listener
 
 	mu       sync.Mutex
 	denied   []string // hosts refused for want of a rule, for the hint
@@ -86,11 +89,11 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 	case "-":
 		auditLog = proxy.NewAuditLog(e.stderr)
 	default:
-		f, err := os.OpenFile(o.audit, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, created, err := proxy.OpenAuditFile(o.audit)
 		if err != nil {
 			return nil, fmt.Errorf("--audit: %w", err)
 		}
-		em.audit = f
+		em.audit, em.auditCreated = f, created
 		em.hidden = append(em.hidden, o.audit)
 		auditLog = proxy.NewAuditLog(f)
 	}
@@ -194,6 +197,14 @@ func (em *embedded) writeLearned(path string) error {
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		return em.learner.WritePolicy(w, em.pol)
 	})
+}
+
+// discard undoes what startEmbedded left on disk for a run that never
+// started: an audit file it created is removed.
+func (em *embedded) discard() {
+	if em.audit != nil && em.auditCreated {
+		_ = os.Remove(em.audit.Name())
+	}
 }
 
 func (em *embedded) close() {

@@ -280,6 +280,9 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 
 	sb, err := runner.New(cfg)
 	if err != nil {
+		if emb != nil {
+			emb.discard()
+		}
 		return runFailure(err)
 	}
 	defer sb.Close()
