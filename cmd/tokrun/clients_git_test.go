@@ -50,7 +50,11 @@ cat push.log
 // hostGit runs git on the host with no user or system configuration.
 func hostGit(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
+	git, err := lookSandboxPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(git, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + sandboxPath, "HOME=" + t.TempDir(), "GIT_CONFIG_NOSYSTEM=1"}
 	out, err := cmd.CombinedOutput()

@@ -7,6 +7,7 @@ package main
 // HTTPS clients; git, pip, Node.js and streaming have files of their own.
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,17 +77,39 @@ func (w *world) usePolicy(text string, kv ...string) {
 // tool found here on the host is the tool the sandbox runs.
 const sandboxPath = "/usr/local/bin:/usr/bin:/bin"
 
+// lookSandboxPath finds name in sandboxPath, as the sandbox's shell
+// would (exec.LookPath would use the test's own PATH).
+func lookSandboxPath(name string) (string, error) {
+	for _, dir := range filepath.SplitList(sandboxPath) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s", name, sandboxPath)
+}
+
 // needHostCommand skips t unless name args runs successfully with the
 // sandbox's PATH; why says what provides it.
 func needHostCommand(t *testing.T, why, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	path, err := lookSandboxPath(name)
+	if err != nil {
+		t.Skipf("%s: %v", why, err)
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Env = []string{"PATH=" + sandboxPath, "HOME=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Skipf("%s %s failed (%v): %s", name, strings.Join(args, " "), err, why)
+		t.Skipf("%s: %s %s failed (%v): %s", why, name, strings.Join(args, " "), err, lastLine(out))
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// lastLine returns the last non-empty line of out.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }
 
 // checkNoSecret fails t if the real secret reached the sandbox's output.
