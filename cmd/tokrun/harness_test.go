@@ -46,6 +46,8 @@ type world struct {
 	project   string
 	stateDir  string
 	policy    string
+	ca        *testCA // issues the certificates of the world's servers
+	sealed    string  // testSecret sealed for 127.0.0.1 as "Authorization: Bearer ..."
 
 	mu        sync.Mutex
 	auths     []string // Authorization headers the API received
@@ -80,6 +82,7 @@ func newWorld(t *testing.T) *world {
 	needSandbox(t)
 	w := &world{t: t, project: t.TempDir(), stateDir: stateDir(t)}
 	ca := newTestCA(t)
+	w.ca = ca
 	w.api = ca.server(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		w.auths = append(w.auths, r.Header.Get("Authorization"))
@@ -121,6 +124,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.sealed = sealed
 	text := strings.NewReplacer("SEALED", sealed, "APIPORT", strconv.Itoa(w.apiPort), "OTHERPORT", strconv.Itoa(w.otherPort)).Replace(worldPolicy)
 	w.policy = filepath.Join(cfg, "policy.yaml")
 	writeFile(t, w.policy, text, 0o644)
