@@ -52,8 +52,9 @@ type Config struct {
 	// intercepted tunnels. It is added to the system trust bundle inside.
 	CACert []byte
 	// Hidden are host files that must not be visible inside (the private
-	// key, the CA key). New refuses to run when a mount would expose one.
-	Hidden []string
+	// key, the audit log). New refuses to run when a mount would expose
+	// one, with a *VisibleError.
+	Hidden []Hidden
 	// TTY gives the command a pseudo-terminal; Stdin must then be a
 	// terminal.
 	TTY bool

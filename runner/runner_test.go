@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -97,7 +98,7 @@ func TestCheckHidden(t *testing.T) {
 		{"a later mount under it does not cover it", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/keys/other")}, true},
 		{"a missing hidden file is not visible", filepath.Join(keys, "nope"), []specs.Mount{bind(keys, "/k")}, false},
 	} {
-		err := checkHidden([]string{tc.hidden}, tc.mounts)
+		err := checkHidden([]Hidden{{Path: tc.hidden, What: "the key"}}, tc.mounts)
 		if got := err != nil; got != tc.visible {
 			t.Errorf("%s: checkHidden = %v, want visible=%v", tc.name, err, tc.visible)
 		}
@@ -106,11 +107,29 @@ func TestCheckHidden(t *testing.T) {
 		}
 	}
 
+	// Another path to the same directory, through a host bind mount, is
+	// the same directory: files are compared by device and inode.
+	if os.Geteuid() == 0 {
+		alias := filepath.Join(dir, "alias")
+		os.Mkdir(alias, 0o755)
+		if err := syscall.Mount(keys, alias, "", syscall.MS_BIND, ""); err != nil {
+			t.Fatalf("bind mount: %v", err)
+		}
+		err := checkHidden([]Hidden{{Path: key, What: "the key"}}, []specs.Mount{bind(alias, "/a")})
+		syscall.Unmount(alias, 0)
+		var ve *VisibleError
+		if !errors.As(err, &ve) || ve.Inside != "/a/key.txt" {
+			t.Errorf("a bind-mount alias of the key's directory: %v", err)
+		}
+	} else {
+		t.Log("not root: the bind-mount alias case is not checked (it needs mount(2))")
+	}
+
 	// A hard link elsewhere cannot be found, so a linked key is refused.
 	if err := os.Link(key, filepath.Join(project, "hardlink")); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkHidden([]string{key}, nil); err == nil || !strings.Contains(err.Error(), "hard links") {
+	if err := checkHidden([]Hidden{{Path: key, What: "the key"}}, nil); err == nil || !strings.Contains(err.Error(), "hard links") {
 		t.Errorf("a hard-linked key: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,14 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, errors.New("the working directory is /, which would give the command write access to the whole host; run tokrun from a project directory")
 	}
 	cfg.Dir = dir
+	if home, err := os.UserHomeDir(); err == nil {
+		if h, err := resolve(home); err == nil && h != "/" {
+			if _, ok := within(h, dir); ok {
+				return nil, fmt.Errorf("the working directory %s holds your home directory, which would give the command write access to your dotfiles and credentials; run tokrun from a project directory", dir)
+			}
+		}
+	}
+	cfg.Dir = dir
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the tokrun binary: %w", err)
@@ -64,7 +73,40 @@ func New(cfg Config) (*Sandbox, error) {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return nil, fmt.Errorf("finding the tokrun binary: %w", err)
 	}
-	st, err := openState(cfg.StateDir)
+	// Mount sources are resolved once, here, and the resolved paths go
+	// into the spec: a symlink changed later cannot redirect a mount.
+	cfg.Mounts = slices.Clone(cfg.Mounts)
+	for i, m := range cfg.Mounts {
+		if cfg.Mounts[i].Source, err = resolve(m.Source); err != nil {
+			return nil, fmt.Errorf("mount %s: %w", m.Source, err)
+		}
+	}
+	stateDir := cfg.StateDir
+	if stateDir == "" {
+		stateDir = DefaultStateDir()
+	}
+	if stateDir, err = filepath.Abs(stateDir); err != nil {
+		return nil, err
+	}
+	// Checked before the state directory is created, so that a refused
+	// run leaves nothing in the working directory.
+	userMounts := []specs.Mount{bind(dir, dir, false)}
+	for _, m := range cfg.Mounts {
+		userMounts = append(userMounts, bind(m.Source, m.Dest, m.ReadOnly))
+	}
+	if inside, through, err := exposure(existingAncestor(stateDir), userMounts, false); err != nil || inside != "" {
+		if err != nil {
+			return nil, err
+		}
+		return nil, &VisibleError{Hidden: Hidden{Path: stateDir, What: "the state directory", Hint: "give --state-dir a directory outside the working directory and the mounts"}, Inside: inside, Through: through}
+	}
+	if inside, _, err := exposure(exe, userMounts, true); err != nil || inside != "" {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the tokrun binary %s would be writable inside the sandbox at %s, so the command could replace it for the next run; install tokrun outside the working directory and read-write mounts", exe, inside)
+	}
+	st, err := openState(stateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +141,6 @@ func New(cfg Config) (*Sandbox, error) {
 	if err := checkHidden(cfg.Hidden, l.mounts); err != nil {
 		return nil, err
 	}
-	if err := checkStateHidden(st.dir, l.mounts); err != nil {
-		return nil, err
-	}
 	env, err := Environment(l.bundle, cfg.Env)
 	if err != nil {
 		return nil, err
@@ -126,24 +165,6 @@ func New(cfg Config) (*Sandbox, error) {
 	return s, nil
 }
 
-// checkStateDir refuses a run whose mounts would show the state directory,
-// where other runs keep their sockets.
-func checkStateHidden(dir string, mounts []specs.Mount) error {
-	for _, m := range mounts {
-		if m.Type != "bind" {
-			continue
-		}
-		src, err := resolve(m.Source)
-		if err != nil {
-			continue
-		}
-		if _, ok := within(dir, src); ok {
-			return fmt.Errorf("the state directory %s %w (through the mount of %s); use --state-dir elsewhere", dir, ErrVisible, src)
-		}
-	}
-	return nil
-}
-
 // ID is the run's sandbox ID.
 func (s *Sandbox) ID() string { return s.id }
 
@@ -158,7 +179,8 @@ func (s *Sandbox) LogDir() string { return s.logDir }
 // Run starts the sandbox and waits for the command. It returns the exit
 // code (128+N for a command killed by signal N). When ctx ends, the
 // sandbox is killed and Run returns ctx's error. SIGINT, SIGTERM, SIGHUP
-// and SIGQUIT sent to tokrun are forwarded to the command.
+// and SIGQUIT sent to tokrun are forwarded to the command; a second SIGINT
+// or SIGTERM kills the sandbox.
 func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	setLogTarget(s.logDir)
 	// Caught from the start, so that a signal during startup is forwarded
@@ -193,6 +215,7 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 		err error
 	}
 	done := make(chan result, 1)
+	stops := 0
 	go func() {
 		ws, err := c.Wait()
 		done <- result{ws, err}
@@ -213,7 +236,18 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 				std.resize()
 				continue
 			}
+			if sig == unix.SIGINT || sig == unix.SIGTERM {
+				if stops++; stops > 1 {
+					// A second request to stop: the command (or a stopped
+					// init) did not end, so the sandbox is killed.
+					s.kill()
+					continue
+				}
+			}
 			_ = c.SignalContainer(sig.(syscall.Signal), false)
+			// The command may have stopped init (kill -STOP 1): wake it
+			// so that it can forward the signal.
+			_ = c.SignalContainer(unix.SIGCONT, false)
 		case <-ctx.Done():
 			s.kill()
 			<-done

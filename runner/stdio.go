@@ -23,6 +23,10 @@ type stdio struct {
 
 	// Ends given to the sandbox (nil with a terminal).
 	in, out, err *os.File
+	// inShared: in is the caller's own stdin, not ours to close.
+	inShared bool
+	// stdin is what is copied into inW.
+	stdin io.Reader
 	// Our ends of the pipes.
 	inW, outR, errR *os.File
 	copies          sync.WaitGroup
@@ -50,7 +54,33 @@ func newStdio(cfg Config, runDir string) (*stdio, error) {
 			*r, *w, err = os.Pipe()
 		}
 	}
-	pipe(&s.in, &s.inW)
+	s.stdin = cfg.Stdin
+	f, isFile := cfg.Stdin.(*os.File)
+	var st os.FileInfo
+	if isFile {
+		st, err = f.Stat()
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case isFile && st.Mode().IsRegular():
+		// gVisor would read a regular file from offset 0; a pipe gets the
+		// rest of the file from the caller's offset, read with pread so
+		// that the caller's offset does not move.
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return nil, err
+		}
+		s.stdin = io.NewSectionReader(f, off, 1<<62)
+		pipe(&s.in, &s.inW)
+	case isFile && !term.IsTerminal(int(f.Fd())):
+		// A pipe, socket or device is handed over as it is: the command
+		// reads only what it needs, and the rest stays for whoever reads
+		// next.
+		s.in, s.inShared = f, true
+	default:
+		pipe(&s.in, &s.inW)
+	}
 	pipe(&s.outR, &s.out)
 	pipe(&s.errR, &s.err)
 	if err != nil {
@@ -63,6 +93,9 @@ func newStdio(cfg Config, runDir string) (*stdio, error) {
 // started is called once the sandbox holds its ends of the pipes: ours
 // are closed so that the sandbox's exit ends the copies with EOF.
 func (s *stdio) started() {
+	if s.inShared {
+		s.in = nil
+	}
 	for _, f := range []**os.File{&s.in, &s.out, &s.err} {
 		if *f != nil {
 			(*f).Close()
@@ -86,12 +119,14 @@ func (s *stdio) attach() error {
 	s.copies.Add(2)
 	go copyOut(s.cfg.Stdout, s.outR)
 	go copyOut(s.cfg.Stderr, s.errR)
-	go func() {
-		if s.cfg.Stdin != nil {
-			_, _ = io.Copy(s.inW, s.cfg.Stdin)
-		}
-		s.inW.Close()
-	}()
+	if s.inW != nil {
+		go func() {
+			if s.stdin != nil {
+				_, _ = io.Copy(s.inW, s.stdin)
+			}
+			s.inW.Close()
+		}()
+	}
 	return nil
 }
 
@@ -171,6 +206,9 @@ func (s *stdio) drain() {
 func (s *stdio) close() {
 	if s.restore != nil {
 		s.restore()
+	}
+	if s.inShared {
+		s.in = nil
 	}
 	for _, f := range []*os.File{s.in, s.out, s.err, s.inW, s.outR, s.errR, s.master} {
 		if f != nil {

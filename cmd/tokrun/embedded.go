@@ -32,9 +32,9 @@ type embedded struct {
 	noPolicy bool
 	ca       *proxy.CA
 	srv      *proxy.Server
-	env      []string       // placeholders for the sandbox
-	hidden   []string       // host files the sandbox must not see
-	readOnly []runner.Mount // policy files shown read-only inside
+	env      []string        // placeholders for the sandbox
+	hidden   []runner.Hidden // host files the sandbox must not see
+	readOnly []runner.Mount  // policy files shown read-only inside
 	learner  *policy.Learner
 	audit    *os.File
 	// auditCreated: the audit file did not exist before this run, and is
@@ -60,7 +60,7 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 	}
 	em := &embedded{pol: pol, noPolicy: policyFile == "", serveErr: make(chan error, 1)}
 	if keyFile != "" {
-		em.hidden = append(em.hidden, keyFile)
+		em.hidden = append(em.hidden, runner.Hidden{Path: keyFile, What: "the private key", Hint: keyHint})
 	}
 	if policyFile != "" {
 		abs, err := filepath.Abs(policyFile)
@@ -94,7 +94,7 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 			return nil, fmt.Errorf("--audit: %w", err)
 		}
 		em.audit, em.auditCreated = f, created
-		em.hidden = append(em.hidden, o.audit)
+		em.hidden = append(em.hidden, runner.Hidden{Path: o.audit, What: "the audit log", Hint: "write the audit log outside the working directory and the mounts, where the command cannot change it"})
 		auditLog = proxy.NewAuditLog(f)
 	}
 	var metrics *proxy.Metrics

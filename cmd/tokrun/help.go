@@ -52,9 +52,10 @@ Examples:
   # Use a tokproxy daemon that already serves a Unix socket:
   tokrun --proxy unix:/run/tokproxy/proxy.sock --proxy-ca /var/lib/tokproxy/ca.pem -- ./agent
 
-Stdio: stdin, stdout and stderr pass through pipes, complete and in order.
-When stdin is a terminal (or with --tty), the command gets a terminal of its
-own, so "tokrun -- python3" is interactive.
+Stdio: stdout and stderr pass through pipes, complete and in order; stdin
+is passed as it is (a file or pipe is read only as far as the command
+reads it). When stdin and stdout are both terminals (or with --tty), the
+command gets a terminal of its own, so "tokrun -- python3" is interactive.
 
 Exit status: the command's own status; 128+N when signal N killed it;
 124 when the tripwire ended the run (--on-tripwire kill); 125 when tokrun

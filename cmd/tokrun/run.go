@@ -50,7 +50,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringArrayVar(&o.allow, "allow", nil, "allow HTTPS to `HOST[:PORT]` without credentials (repeatable)")
 	f.StringArrayVar(&o.mounts, "mount", nil, "expose host path SRC at DST inside, read-write unless :ro (`SRC:DST[:ro]`, repeatable)")
 	f.StringArrayVar(&o.envs, "env", nil, "set `K=V` inside, or pass K from your environment with --env K (repeatable)")
-	f.BoolVar(&o.tty, "tty", false, "give the command a terminal even when stdin is not one")
+	f.BoolVar(&o.tty, "tty", false, "give the command a terminal even when stdout is not one (stdin must be a terminal)")
 	f.BoolVar(&o.noTTY, "no-tty", false, "use pipes even when stdin is a terminal")
 	f.StringVar(&o.onTripwire, "on-tripwire", "deny", "what a leaked placeholder does: deny (refuse the request) or kill (also end the run, exit 124)")
 	f.StringVar(&o.audit, "audit", "", "append one JSON line per proxy decision to `FILE` (- for stderr)")
@@ -201,18 +201,26 @@ func placeholders(p *policy.Policy, envs []string) ([]string, map[string]string,
 	return out, byName, nil
 }
 
-// wantTTY reports whether the command gets a terminal.
+// wantTTY reports whether the command gets a terminal: by default when
+// both stdin and stdout are terminals (a terminal merges stdout and
+// stderr, which must not happen to output redirected to a file).
 func (e *env) wantTTY(o *runOptions) (bool, error) {
-	f, ok := e.stdin.(*os.File)
-	isTerm := ok && term.IsTerminal(int(f.Fd()))
+	stdinTerm, stdoutTerm := isTerminal(e.stdin), isTerminal(e.stdout)
 	switch {
 	case o.noTTY:
 		return false, nil
-	case o.tty && !isTerm:
+	case o.tty && !stdinTerm:
 		return false, cli.Usagef("--tty needs stdin to be a terminal")
+	case o.tty:
+		return true, nil
 	default:
-		return isTerm, nil
+		return stdinTerm && stdoutTerm, nil
 	}
+}
+
+func isTerminal(x any) bool {
+	f, ok := x.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // readCA reads the CA certificate of an external proxy.
@@ -266,6 +274,12 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 			return err
 		}
 		cfg.Env = envs
+		// The daemon's key and CA key are not tokrun's to read, but where
+		// they are known they must not be visible either.
+		cfg.Hidden = []runner.Hidden{
+			{Path: defaultKeyFile(), What: "the private key", Hint: keyHint},
+			{Path: filepath.Join(filepath.Dir(o.proxyCA), "ca-key.pem"), What: "the proxy's CA key", Hint: "keep tokproxy's state directory outside the working directory and the mounts"},
+		}
 	} else {
 		emb, err = e.startEmbedded(o, envs, cancel)
 		if err != nil {
@@ -321,12 +335,17 @@ func exitStatusOrNil(code int) error {
 	return nil
 }
 
+const keyHint = "run tokrun from a directory that does not hold the key, or keep the key elsewhere (the default is ~/.config/tokrun/key.txt)"
+
 // runFailure wraps errors of the sandbox with advice.
 func runFailure(err error) error {
 	var hints []string
+	var visible *runner.VisibleError
 	switch {
-	case errors.Is(err, runner.ErrVisible):
-		hints = append(hints, "run tokrun from a directory that does not hold the key, or keep the key elsewhere (the default is ~/.config/tokrun/key.txt)")
+	case errors.As(err, &visible):
+		if visible.Hint != "" {
+			hints = append(hints, visible.Hint)
+		}
 	case os.Geteuid() != 0:
 		hints = append(hints, "run 'tokrun doctor' to see what this machine supports")
 	}

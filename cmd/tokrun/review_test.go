@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokrun/tokrun/internal/ptytest"
+)
+
+// What the sandbox could change for the next run, or see of tokrun's own
+// files, is refused before anything is created.
+func TestRefusesWritableTokrunAndVisibleState(t *testing.T) {
+	w := newWorld(t)
+	// A tokrun binary in the working directory could be replaced.
+	copyBin := filepath.Join(w.project, "tokrun")
+	b, err := os.ReadFile(tokrunBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, copyBin, string(b), 0o755)
+	cmd := exec.Command(copyBin, "--state-dir", w.stateDir, "--", "/bin/true")
+	cmd.Dir = w.project
+	out, err := cmd.CombinedOutput()
+	if exitCode(t, err) != 125 || !strings.Contains(string(out), "would be writable inside the sandbox") {
+		t.Errorf("a tokrun binary in the working directory: want a refusal, got %v\n%s", err, out)
+	}
+	os.Remove(copyBin)
+
+	// A state directory in the working directory would show other runs'
+	// sockets; nothing is created before the refusal.
+	r := w.runRaw("", "--state-dir", filepath.Join(w.project, ".state"), "--", "/bin/true")
+	if r.code != 125 || !strings.Contains(r.stderr, "the state directory") || !strings.Contains(r.stderr, "hint: give --state-dir") {
+		t.Errorf("a state directory in the working directory: want a refusal with its hint, got\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(w.project, ".state")); err == nil {
+		t.Errorf("the refused run created the state directory")
+	}
+
+	// With --proxy, tokrun does not read the key, but the default key
+	// file must still not be visible.
+	cfgHome := filepath.Join(w.project, "config")
+	os.MkdirAll(filepath.Join(cfgHome, "tokrun"), 0o700)
+	writeFile(t, filepath.Join(cfgHome, "tokrun", "key.txt"), "TOKRUN-SECRET-KEY-1PLACEHOLDERFORTHETEST", 0o600)
+	cmd = exec.Command(tokrunBin, "--state-dir", w.stateDir, "--proxy", "unix:/nonexistent.sock", "--proxy-ca", w.caFile, "--", "/bin/true")
+	cmd.Dir = w.project
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "XDG_CONFIG_HOME=" + cfgHome}
+	out, err = cmd.CombinedOutput()
+	if exitCode(t, err) != 125 || !strings.Contains(string(out), "the private key") {
+		t.Errorf("--proxy with the default key in the working directory: want a refusal, got %v\n%s", err, out)
+	}
+}
+
+// tokrun does not consume more of its stdin than the command reads, so
+// it can run in a loop that reads the same input.
+func TestStdinIsNotSwallowed(t *testing.T) {
+	w := newWorld(t)
+	input := filepath.Join(t.TempDir(), "lines")
+	writeFile(t, input, "a\nb\nc\n", 0o644)
+	loop := `while read x; do "$TOKRUN" --state-dir "$STATE" -- /bin/true; echo "got $x"; done`
+	for name, redirect := range map[string]string{"pipe": "printf 'a\\nb\\nc\\n' | (" + loop + ")", "file": "(" + loop + ") < " + input} {
+		cmd := exec.Command("/bin/sh", "-c", redirect)
+		cmd.Dir = w.project
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "TOKRUN=" + tokrunBin, "STATE=" + w.stateDir}
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "got a\ngot b\ngot c\n" {
+			t.Errorf("%s: %v\n%s", name, err, out)
+		}
+	}
+	// A file on stdin is read from the caller's offset.
+	cmd := exec.Command("/bin/sh", "-c", `(read first; "$TOKRUN" --state-dir "$STATE" -- /bin/cat) < `+input)
+	cmd.Dir = w.project
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "TOKRUN=" + tokrunBin, "STATE=" + w.stateDir}
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "b\nc\n" {
+		t.Errorf("the command should read the file from the caller's offset: %v %q", err, out)
+	}
+}
+
+// With a terminal on stdin but stdout redirected, the command gets pipes:
+// stdout stays clean and stderr separate.
+func TestNoTerminalWhenStdoutIsRedirected(t *testing.T) {
+	w := newWorld(t)
+	p := ptytest.Open(t)
+	var out, errb bytes.Buffer
+	cmd := w.start(p.Slave, &out, &errb, "--", "/bin/sh", "-c", "echo out; echo err >&2; test -t 0 && echo STDIN-IS-TTY >&2; true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if out.String() != "out\n" || !strings.HasPrefix(errb.String(), "err\n") {
+		t.Errorf("stdout %q, stderr %q: want out and err on their own streams, without CRLF", out.String(), errb.String())
+	}
+}
+
+// A command that stops the sandbox's init cannot make tokrun unstoppable.
+func TestStoppedInitDoesNotHangTokrun(t *testing.T) {
+	w := newWorld(t)
+	cmd := w.start(nil, nil, nil, "--", "/bin/sh", "-c", "kill -STOP 1; exit 0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Logf("tokrun ended by itself: %v", err)
+		return
+	case <-time.After(3 * time.Second):
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			t.Log("a second SIGTERM was needed")
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("tokrun ignored SIGTERM twice after the command stopped init")
+		}
+	}
+}
