@@ -36,7 +36,10 @@ type embedded struct {
 	hidden   []runner.Hidden // host files the sandbox must not see
 	readOnly []runner.Mount  // policy files shown read-only inside
 	learner  *policy.Learner
-	audit    *os.File
+	// learnDir and learnName are where --learn writes.
+	learnDir  *os.Root
+	learnName string
+	audit     *os.File
 	// auditCreated: the audit file did not exist before this run, and is
 	// removed if the run never starts.
 	auditCreated bool
@@ -114,6 +117,14 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 		go em.admin.Serve(ln)
 	}
 	if o.learn != "" {
+		// The directory is opened now, before the command runs: the
+		// command may replace the path to it, not the directory itself.
+		root, err := os.OpenRoot(filepath.Dir(o.learn))
+		if err != nil {
+			em.close()
+			return nil, fmt.Errorf("--learn: %w", err)
+		}
+		em.learnDir, em.learnName = root, filepath.Base(o.learn)
 		em.learner = policy.NewLearner()
 	}
 	em.srv, err = proxy.New(proxy.Config{
@@ -193,8 +204,8 @@ func (em *embedded) finish(e *env) {
 	}
 }
 
-func (em *embedded) writeLearned(path string) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+func (em *embedded) writeLearned() error {
+	return atomicfile.WriteIn(em.learnDir, em.learnName, 0o644, func(w io.Writer) error {
 		return em.learner.WritePolicy(w, em.pol)
 	})
 }
@@ -219,5 +230,8 @@ func (em *embedded) close() {
 	}
 	if em.audit != nil {
 		_ = em.audit.Close()
+	}
+	if em.learnDir != nil {
+		_ = em.learnDir.Close()
 	}
 }

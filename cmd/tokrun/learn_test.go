@@ -70,3 +70,21 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	writeFile(t, to, string(b), 0o644)
 }
+
+// The command cannot redirect the learned policy by replacing the output
+// directory with a symlink: tokrun opened the directory before the run.
+func TestLearnOutputCannotBeRedirected(t *testing.T) {
+	w := newWorld(t)
+	elsewhere := t.TempDir()
+	os.Mkdir(filepath.Join(w.project, "out"), 0o755)
+	r := w.run("", "--learn", "out/learned.yaml", "--", "/bin/sh", "-c", "mv out out.old && ln -s "+elsewhere+" out")
+	if r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "learned.yaml")); err == nil {
+		t.Errorf("the learned policy followed the command's symlink")
+	}
+	if _, err := os.Stat(filepath.Join(w.project, "out.old", "learned.yaml")); err != nil {
+		t.Errorf("the learned policy is not in the directory tokrun opened: %v", err)
+	}
+}

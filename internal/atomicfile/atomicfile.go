@@ -5,6 +5,8 @@
 package atomicfile
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -13,20 +15,36 @@ import (
 
 // Write calls fill with a writer for the new content of path, then puts
 // the content in place with mode perm.
-func Write(path string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+func Write(path string, perm os.FileMode, fill func(io.Writer) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	defer root.Close()
+	return WriteIn(root, base, perm, fill)
+}
+
+// WriteIn is Write for the file name in the directory root. Opened before
+// untrusted code runs, root keeps the write in that directory even if the
+// path that led to it is replaced by a symlink meanwhile.
+func WriteIn(root *os.Root, name string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	tmp := "." + name + ".tmp-" + hex.EncodeToString(b[:])
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			root.Remove(tmp)
 		}
 	}()
 	if err = fill(f); err != nil {
@@ -41,8 +59,8 @@ func Write(path string, perm os.FileMode, fill func(io.Writer) error) (err error
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if err = root.Rename(tmp, name); err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
 	}
 	return nil
 }

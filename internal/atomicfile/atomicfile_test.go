@@ -37,3 +37,34 @@ func TestWriteReplacesOnlyOnSuccess(t *testing.T) {
 		t.Fatalf("got %q mode %v", b, st.Mode().Perm())
 	}
 }
+
+// A directory opened before untrusted code runs keeps the write there,
+// even when its path is replaced by a symlink to somewhere else.
+func TestWriteInStaysInTheOpenedDirectory(t *testing.T) {
+	base := t.TempDir()
+	out := filepath.Join(base, "out")
+	elsewhere := filepath.Join(base, "elsewhere")
+	os.Mkdir(out, 0o755)
+	os.Mkdir(elsewhere, 0o755)
+	root, err := os.OpenRoot(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	// The attack: the directory is moved away and replaced by a symlink.
+	if err := os.Rename(out, out+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteIn(root, "learned.yaml", 0o644, func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "learned.yaml")); err == nil {
+		t.Fatal("the write followed the symlink")
+	}
+	if b, err := os.ReadFile(filepath.Join(out+".old", "learned.yaml")); err != nil || string(b) != "x" {
+		t.Fatalf("the write did not land in the opened directory: %q, %v", b, err)
+	}
+}
