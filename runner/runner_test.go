@@ -213,3 +213,22 @@ func TestIsInit(t *testing.T) {
 		}
 	}
 }
+
+func TestPrivateUnder(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "public"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "secret.key"), nil, 0o600)
+	os.MkdirAll(filepath.Join(dir, "private", "inner"), 0o700)
+	os.MkdirAll(filepath.Join(dir, "open", "deep"), 0o755)
+	os.WriteFile(filepath.Join(dir, "open", "deep", "host.key"), nil, 0o640)
+	os.Symlink("/etc/shadow", filepath.Join(dir, "link"))
+	got, err := privateUnder(dir, []string{"/always"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/always", filepath.Join(dir, "open", "deep", "host.key"), filepath.Join(dir, "private"), filepath.Join(dir, "secret.key")}
+	slices.Sort(got[1:])
+	if !slices.Equal(got, want) {
+		t.Errorf("privateUnder = %v, want %v", got, want)
+	}
+}

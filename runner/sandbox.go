@@ -30,6 +30,10 @@ type Sandbox struct {
 	logDir string
 	socket string
 	lock   *runLock
+	// uid and gid run the command: the owner of the working directory, so
+	// that what it creates there is the owner's (never a set-user-ID root
+	// file made by a run as root in someone's project).
+	uid, gid int
 	spec   *specs.Spec
 	conf   *config.Config
 
@@ -134,6 +138,10 @@ func New(cfg Config) (*Sandbox, error) {
 		s.socket = filepath.Join(s.runDir, "proxy.sock")
 		// The mount needs its source to exist before the proxy listens.
 	}
+	s.uid, s.gid, err = commandUser(cfg)
+	if err != nil {
+		return nil, err
+	}
 	l, err := buildLayout(s.runDir, exe, s.socket, cfg.Dir, cfg.Mounts, cfg.CACert)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the sandbox root: %w", err)
@@ -141,7 +149,13 @@ func New(cfg Config) (*Sandbox, error) {
 	if err := checkHidden(cfg.Hidden, l.mounts); err != nil {
 		return nil, err
 	}
-	env, err := Environment(l.bundle, cfg.Env)
+	home := "/root"
+	if s.uid != 0 {
+		if home, err = l.addHome(s.uid, s.gid); err != nil {
+			return nil, err
+		}
+	}
+	env, err := Environment(l.bundle, append([]string{"HOME=" + home}, cfg.Env...))
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +164,7 @@ func New(cfg Config) (*Sandbox, error) {
 		args = append(args, "--tty")
 	}
 	args = append(append(args, "--"), cfg.Command...)
-	s.spec = buildSpec(l, args, env, cfg.Dir, cfg.TTY)
+	s.spec = buildSpec(l, args, env, cfg.Dir, cfg.TTY, s.uid, s.gid)
 	b, err := json.Marshal(s.spec)
 	if err != nil {
 		return nil, err
@@ -163,6 +177,24 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// commandUser returns who runs the command: root of the user namespace in
+// rootless mode (the caller on the host), otherwise the owner of the
+// working directory.
+func commandUser(cfg Config) (int, int, error) {
+	if cfg.Rootless {
+		return 0, 0, nil
+	}
+	st, err := os.Stat(cfg.Dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("working directory: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, errors.New("working directory: no owner")
+	}
+	return int(sys.Uid), int(sys.Gid), nil
 }
 
 // ID is the run's sandbox ID.
@@ -189,6 +221,12 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
 	defer signal.Stop(sigs)
 
+	if s.cfg.ProxySocket == "" && s.uid != 0 {
+		// The run's own socket: the command's user must be able to open it.
+		if err := os.Chown(s.socket, s.uid, s.gid); err != nil {
+			return ExitFailure, fmt.Errorf("proxy socket: %w", err)
+		}
+	}
 	std, err := newStdio(s.cfg, s.runDir)
 	if err != nil {
 		return ExitFailure, err

@@ -3,8 +3,10 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -20,8 +22,43 @@ var trustBundlePaths = []string{
 }
 
 // maskedPaths are host files and directories under the read-only /etc that
-// the sandbox must not read; each is covered by an empty file or directory.
+// the sandbox must not read, even where the host lets others read them;
+// each is covered by an empty file or directory, as is everything under
+// /etc that others may not read.
 var maskedPaths = []string{"/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/ssl/private", "/etc/sudoers", "/etc/sudoers.d"}
+
+// maxMasks bounds the private files masked under /etc.
+const maxMasks = 256
+
+// privateUnder returns always, plus every file and directory under dir
+// that others may not read (the highest such directory only): the host
+// keeps them from other users, and the sandbox must not read them either.
+func privateUnder(dir string, always []string) ([]string, error) {
+	out := slices.Clone(always)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return nil // unreadable: nothing below can be shown either
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Mode().Perm()&0o004 != 0 {
+			return nil
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+		if len(out) > maxMasks {
+			return fmt.Errorf("more than %d files under %s are private; tokrun cannot mask them all", maxMasks, dir)
+		}
+		if d.IsDir() {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out, err
+}
 
 // topLevel are the host's top-level directories a program needs, besides
 // /usr and /etc. On merged-/usr systems they are symlinks into /usr and are
@@ -89,7 +126,11 @@ func buildLayout(runDir, exe, socket, dir string, extra []Mount, caPEM []byte) (
 	if err := os.WriteFile(empty, nil, 0o444); err != nil {
 		return nil, err
 	}
-	for _, p := range maskedPaths {
+	masks, err := privateUnder("/etc", maskedPaths)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range masks {
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
@@ -137,6 +178,20 @@ func buildLayout(runDir, exe, socket, dir string, extra []Mount, caPEM []byte) (
 	return l, nil
 }
 
+// addHome makes a home directory in the skeleton root for a command that
+// does not run as root, and returns its path inside.
+func (l *layout) addHome(uid, gid int) (string, error) {
+	const home = "/home/tokrun"
+	p := filepath.Join(l.rootfs, home)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Chown(p, uid, gid); err != nil {
+		return "", err
+	}
+	return home, nil
+}
+
 // trustBundle returns the system's trusted roots followed by caPEM.
 func trustBundle(caPEM []byte) ([]byte, error) {
 	var out []byte
@@ -157,7 +212,7 @@ func trustBundle(caPEM []byte) ([]byte, error) {
 }
 
 // buildSpec returns the OCI spec of a run.
-func buildSpec(l *layout, args, env []string, cwd string, tty bool) *specs.Spec {
+func buildSpec(l *layout, args, env []string, cwd string, tty bool, uid, gid int) *specs.Spec {
 	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 	return &specs.Spec{
 		Version:  specs.Version,
@@ -165,7 +220,7 @@ func buildSpec(l *layout, args, env []string, cwd string, tty bool) *specs.Spec 
 		Root:     &specs.Root{Path: l.rootfs},
 		Process: &specs.Process{
 			Terminal:        tty,
-			User:            specs.User{UID: 0, GID: 0},
+			User:            specs.User{UID: uint32(uid), GID: uint32(gid)},
 			Args:            args,
 			Env:             env,
 			Cwd:             cwd,

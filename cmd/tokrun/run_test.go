@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -191,5 +192,34 @@ func TestDoctor(t *testing.T) {
 	r = w.runRaw("", "doctor", "--state-dir", bad)
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "tokrun cannot run sandboxes here") {
 		t.Fatalf("doctor with an unusable state directory:\n%s", r)
+	}
+}
+
+// Run as root in someone else's project, the command runs as the
+// project's owner: what it creates there is the owner's, a set-user-ID
+// file it makes gives no one root, and root-only host files stay closed.
+func TestCommandRunsAsProjectOwner(t *testing.T) {
+	w := newWorld(t)
+	if err := os.Chown(w.project, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	r := w.run("", "--", "/bin/sh", "-c", `id -u; echo "home=$HOME"; cp /usr/bin/id ./suid_id && chmod 4755 suid_id; test -s /etc/shadow && echo SHADOW-READABLE; ls /etc/ssl/private/ 2>/dev/null | grep . && echo PRIVATE-LISTED; touch "$HOME/x" && echo home-writable`)
+	if r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	if !strings.HasPrefix(r.stdout, "65534\nhome=/home/tokrun\n") || !strings.Contains(r.stdout, "home-writable") {
+		t.Errorf("the command does not run as the project's owner with a home of its own:\n%s", r)
+	}
+	for _, bad := range []string{"SHADOW-READABLE", "PRIVATE-LISTED"} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("%s:\n%s", bad, r)
+		}
+	}
+	st, err := os.Stat(filepath.Join(w.project, "suid_id"))
+	if err != nil {
+		t.Fatalf("the command could not write its project: %v\n%s", err, r)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != nobody {
+		t.Errorf("a file the command made is owned by uid %d, not the project's owner", sys.Uid)
 	}
 }
