@@ -34,8 +34,8 @@ type Sandbox struct {
 	// that what it creates there is the owner's (never a set-user-ID root
 	// file made by a run as root in someone's project).
 	uid, gid int
-	spec   *specs.Spec
-	conf   *config.Config
+	spec     *specs.Spec
+	conf     *config.Config
 
 	mu sync.Mutex
 	c  *container.Container
