@@ -18,10 +18,13 @@ request is refused, and with --on-tripwire kill the run ends.
 The sandbox:
   network      none but the proxy: no direct TCP or UDP, no DNS, no raw
                sockets; 127.0.0.1:3128 inside is the proxy
-  files        /usr and /etc read-only (with /etc/shadow and private keys
-               masked), the current directory read-write at the same path
-               (the command starts there), /tmp empty and private, the rest
-               in memory and gone after the run; --mount adds more
+  files        /usr and /etc read-only (with /etc/shadow and whatever
+               other users may not read masked), the current directory
+               read-write at the same path (the command starts there), /tmp
+               empty and private, the rest in memory and gone after the
+               run; --mount adds more
+  user         the owner of the current directory (root only if root owns
+               it), so what the command creates there is the owner's
   environment  built from scratch: PATH, HOME, LANG, TERM, the proxy and CA
                variables, the placeholders and --env; nothing else of
                yours, so a real OPENAI_API_KEY in your shell stays outside
@@ -60,7 +63,8 @@ command gets a terminal of its own, so "tokrun -- python3" is interactive.
 Exit status: the command's own status; 128+N when signal N killed it;
 124 when the tripwire ended the run (--on-tripwire kill); 125 when tokrun
 itself failed (bad flags, no sandbox), with the reason on stderr.
-SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the command.
+SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the command; a second
+SIGINT or SIGTERM kills the sandbox.
 
 Messages go to stderr as "tokrun: error: ...", "tokrun: hint: ..." and
 "tokrun: warning: ..."; stdout carries only the command's output. gVisor's
