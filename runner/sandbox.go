@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -34,8 +35,10 @@ type Sandbox struct {
 	// that what it creates there is the owner's (never a set-user-ID root
 	// file made by a run as root in someone's project).
 	uid, gid int
-	spec     *specs.Spec
-	conf     *config.Config
+	// started and ended track the run's entries in the history.
+	started, ended bool
+	spec           *specs.Spec
+	conf           *config.Config
 
 	mu sync.Mutex
 	c  *container.Container
@@ -232,6 +235,8 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 		return ExitFailure, err
 	}
 	defer std.close()
+	s.recordStart()
+	defer s.recordEnd()
 	c, err := createContainer(s.conf, s.id, s.spec, s.runDir, std.consoleSocket, std.in, std.out, std.err)
 	if err != nil {
 		return ExitFailure, fmt.Errorf("creating the sandbox: %w", err)
@@ -261,6 +266,7 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	for {
 		select {
 		case r := <-done:
+			s.recordEnd() // before the caller writes anything, --learn output say
 			std.drain()
 			if r.err != nil {
 				return ExitFailure, fmt.Errorf("waiting for the sandbox: %w", r.err)
@@ -295,6 +301,27 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	}
 }
 
+// recordStart writes the start of the window in which the command can
+// write to the host, with where it can write.
+func (s *Sandbox) recordStart() {
+	places := []string{s.cfg.Dir}
+	for _, m := range s.cfg.Mounts {
+		if !m.ReadOnly {
+			places = append(places, m.Source)
+		}
+	}
+	s.started = true
+	s.st.appendHistory(historyRecord{ID: s.id, Places: places, Start: time.Now()})
+}
+
+// recordEnd closes the window once the command can no longer write.
+func (s *Sandbox) recordEnd() {
+	if s.started && !s.ended {
+		s.ended = true
+		s.st.appendHistory(historyRecord{ID: s.id, End: time.Now()})
+	}
+}
+
 // kill ends every process of the sandbox.
 func (s *Sandbox) kill() {
 	s.mu.Lock()
@@ -316,6 +343,7 @@ func (s *Sandbox) Close() error {
 	if c != nil {
 		err = c.Destroy()
 	}
+	s.recordEnd()
 	if s.runDir != "" {
 		if e := removeRunDir(s.runDir); err == nil {
 			err = e
@@ -338,6 +366,7 @@ func cleanStale(st state) {
 			_ = c.Destroy()
 		}
 		_ = removeRunDir(st.runDir(id))
+		st.appendHistory(historyRecord{ID: id, End: time.Now()})
 		l.release()
 	}
 	// Sandboxes whose run directory is gone.

@@ -169,6 +169,14 @@ func loadPolicy(o *runOptions, keys *sealing.KeyRing) (*policy.Policy, string, e
 		p, err := policy.Parse("(no policy)", []byte("version: 1\nrules: []\n"), opts)
 		return p, "", err
 	}
+	// A policy an earlier run's command could have written (a new
+	// ./tokrun.yaml, say) is not trusted until someone saves it again.
+	if w, err := runner.ChangedDuringRun(o.stateDir, file); err != nil {
+		return nil, file, err
+	} else if w != nil {
+		return nil, file, cli.WithHints(fmt.Errorf("%s was changed during an earlier sandboxed run (%s), so the command of that run may have written it", file, w),
+			"review it; once it is as you want it, save it again (or run: touch "+file+") and tokrun will use it")
+	}
 	p, err := policy.Load(file, opts)
 	if err != nil && keys == nil && o.keyFile == "" && strings.Contains(err.Error(), "key") {
 		err = cli.WithHints(err, "secrets are opened with the key in "+defaultKeyFile()+"; give another with --key")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 	"testing"
 )
 
@@ -221,5 +222,33 @@ func TestCommandRunsAsProjectOwner(t *testing.T) {
 	}
 	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != nobody {
 		t.Errorf("a file the command made is owned by uid %d, not the project's owner", sys.Uid)
+	}
+}
+
+// A policy that a sandboxed command wrote for the next run is refused
+// until someone saves it again.
+func TestPolicyPlantedByARunIsRefused(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(w.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sandbox writes ./tokrun.yaml, which the next run would load.
+	writeFile(t, filepath.Join(w.project, "planted.txt"), string(b), 0o644)
+	r := w.runRaw("", "--key", w.keyFile, "--state-dir", w.stateDir, "--", "/bin/sh", "-c", "cp planted.txt tokrun.yaml")
+	if r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	r = w.runRaw("", "--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--", "/bin/true")
+	if r.code != 125 || !strings.Contains(r.stderr, "tokrun.yaml was changed during an earlier sandboxed run") || !strings.Contains(r.stderr, "hint: review it") {
+		t.Fatalf("a planted policy: want a refusal, got\n%s", r)
+	}
+	// Reviewed and saved again, it is used.
+	time.Sleep(10 * time.Millisecond)
+	if err := os.Chmod(filepath.Join(w.project, "tokrun.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r = w.runRaw("", "--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--", "/bin/true"); r.code != 0 {
+		t.Fatalf("after review:\n%s", r)
 	}
 }
