@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -230,5 +231,35 @@ func TestPrivateUnder(t *testing.T) {
 	slices.Sort(got[1:])
 	if !slices.Equal(got, want) {
 		t.Errorf("privateUnder = %v, want %v", got, want)
+	}
+}
+
+func TestChangedDuringRun(t *testing.T) {
+	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
+	st := state{dir: stateDir}
+	now := time.Now()
+	st.appendHistory(historyRecord{ID: "old", Places: []string{project}, Start: now.Add(-time.Hour)})
+	st.appendHistory(historyRecord{ID: "old", End: now.Add(-59 * time.Minute)})
+	policyFile := filepath.Join(project, "tokrun.yaml")
+	os.WriteFile(policyFile, []byte("version: 1\n"), 0o644)
+	outside := filepath.Join(other, "tokrun.yaml")
+	os.WriteFile(outside, []byte("version: 1\n"), 0o644)
+	if w, err := ChangedDuringRun(stateDir, policyFile); err != nil || w != nil {
+		t.Fatalf("a file changed after every run: %v, %v", w, err)
+	}
+	// A run that is still going (no end yet) covers now.
+	st.appendHistory(historyRecord{ID: "live", Places: []string{project}, Start: time.Now().Add(-time.Second)})
+	os.Chmod(policyFile, 0o640)
+	if w, err := ChangedDuringRun(stateDir, policyFile); err != nil || w == nil || w.ID != "live" {
+		t.Fatalf("a file changed during a run, under its working directory: %v, %v", w, err)
+	}
+	if w, _ := ChangedDuringRun(stateDir, outside); w != nil {
+		t.Fatalf("a file outside the run's places: %v", w)
+	}
+	// A symlink the run made to an old file is caught by its own change time.
+	link := filepath.Join(project, "link.yaml")
+	os.Symlink(outside, link)
+	if w, _ := ChangedDuringRun(stateDir, link); w == nil {
+		t.Fatalf("a symlink made during the run was not caught")
 	}
 }
