@@ -1,13 +1,15 @@
 package proxy
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"os"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokrun/tokrun/internal/regfile"
 )
@@ -37,8 +39,9 @@ type Record struct {
 
 // AuditLog writes records as JSON lines. It is safe for concurrent use.
 type AuditLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
 }
 
 // NewAuditLog returns an audit log writing to w.
@@ -47,15 +50,124 @@ func NewAuditLog(w io.Writer) *AuditLog { return &AuditLog{w: w} }
 // Write appends one record. Write errors are returned to the caller, who
 // may count them; the record is never partially written by this process.
 func (a *AuditLog) Write(r Record) error {
-	line, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	line = append(line, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, err = a.w.Write(line)
+	a.buf = append(r.appendJSON(a.buf[:0]), '\n')
+	_, err := a.w.Write(a.buf)
+	if cap(a.buf) > 64<<10 {
+		a.buf = nil // do not keep the buffer of an outsized record
+	}
 	return err
+}
+
+// appendJSON appends the record as encoding/json would marshal it, byte
+// for byte, without reflection (it runs once per request).
+func (r *Record) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = appendJSONField(b, `","client":`, r.Client)
+	b = appendJSONField(b, `,"decision":`, r.Decision)
+	b = appendJSONField(b, `,"reason":`, r.Reason)
+	if r.Rule != "" {
+		b = appendJSONField(b, `,"rule":`, r.Rule)
+	}
+	b = appendJSONField(b, `,"method":`, r.Method)
+	b = appendJSONField(b, `,"scheme":`, r.Scheme)
+	b = appendJSONField(b, `,"host":`, r.Host)
+	b = strconv.AppendInt(append(b, `,"port":`...), int64(r.Port), 10)
+	b = appendJSONField(b, `,"path":`, r.Path)
+	if len(r.Secrets) > 0 {
+		b = append(b, `,"secrets":[`...)
+		for i, name := range r.Secrets {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, name)
+		}
+		b = append(b, ']')
+	}
+	b = strconv.AppendInt(append(b, `,"status":`...), int64(r.Status), 10)
+	b = strconv.AppendInt(append(b, `,"bytes_in":`...), r.BytesIn, 10)
+	b = strconv.AppendInt(append(b, `,"bytes_out":`...), r.BytesOut, 10)
+	b = appendJSONFloat(append(b, `,"duration_ms":`...), r.DurationMS)
+	if r.Scrubbed != 0 {
+		b = strconv.AppendInt(append(b, `,"scrubbed":`...), int64(r.Scrubbed), 10)
+	}
+	if r.Tripwire != "" {
+		b = appendJSONField(b, `,"tripwire":`, r.Tripwire)
+	}
+	if r.Error != "" {
+		b = appendJSONField(b, `,"error":`, r.Error)
+	}
+	return append(b, '}')
+}
+
+func appendJSONField(b []byte, key, value string) []byte {
+	return appendJSONString(append(b, key...), value)
+}
+
+// appendJSONString quotes s as encoding/json does: HTML-sensitive
+// characters, control characters, U+2028 and U+2029 escaped, invalid
+// UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
+}
+
+// appendJSONFloat formats f as encoding/json does (ES6 number form).
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1]
+		b = b[:n-1]
+	}
+	return b
 }
 
 // OpenAuditFile opens an audit log file for appending, creating it with

@@ -25,7 +25,13 @@
 // The dialer (GuardedDialer) resolves names itself and refuses
 // non-public addresses at connect time unless the matched rule allows
 // private destinations; rules with and without that allowance never share
-// pooled connections.
+// pooled connections. Requests go upstream over HTTP/1.1 with the
+// package's own client, which writes the request and reads the response
+// on the goroutine serving the client (net/http's Transport hands each
+// request to goroutines of its own), over connections pooled per host:
+// a connection is reused only after its response was read whole and
+// neither side asked to close it, and is checked for a close by the
+// upstream before reuse.
 //
 // Responses to requests that carried a secret are fetched unencoded and
 // scrubbed as they stream (internal/scrub): the secret, raw or encoded,
@@ -35,8 +41,8 @@
 // body), counted, audited and reported to Config.OnTripwire.
 //
 // Every decision writes one audit Record and updates Metrics; neither ever
-// holds a secret value, a raw host or a path in a metric label. The
-// net/http transport writes to the standard library logger when an
-// upstream misbehaves, quoting what it sent: programs embedding the proxy
-// should silence it (log.SetOutput(io.Discard)), as tokproxy does.
+// holds a secret value, a raw host or a path in a metric label. Nothing
+// in the package writes to the standard library logger; tokproxy still
+// silences it (log.SetOutput(io.Discard)), since a dependency that logs
+// could quote what an upstream sent.
 package proxy

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokrun/tokrun/policy"
@@ -127,9 +128,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 			if t.readDeadline != nil {
 				t.readDeadline(time.Time{}) //nolint:errcheck
 			}
-			if trip.hit != nil {
+			if trip.hit.Load() != nil {
 				rec.Secrets = nil
-				return s.tripped(r, rec, trip.hit, start)
+				return s.tripped(r, rec, trip.hit.Load(), start)
 			}
 			if err != nil {
 				return s.refuse(r, t, ReasonBadRequest, d.Rule, "could not read the request body")
@@ -138,27 +139,27 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		}
 	}
 
-	tr := s.public
+	up := s.public
 	if d.AllowPrivate {
-		tr = s.private
+		up = s.private
 	}
 	sent := s.cfg.Now()
-	resp, err := tr.RoundTrip(out)
-	if trip != nil && trip.hit != nil {
+	resp, err := up.roundTrip(out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
+	if trip != nil && trip.hit.Load() != nil {
 		if err == nil {
 			resp.Body.Close()
 		}
 		rec.Secrets = nil
-		return s.tripped(r, rec, trip.hit, start)
+		return s.tripped(r, rec, trip.hit.Load(), start)
 	}
 	if m := s.cfg.Metrics; m != nil && err == nil {
 		m.UpstreamDuration.WithLabelValues(d.Rule).Observe(s.cfg.Now().Sub(sent).Seconds())
 	}
 	if err != nil {
-		// The transport's error text can quote upstream bytes (a malformed
+		// The client's error text can quote upstream bytes (a malformed
 		// header echoing the secret): record only the public explanation.
 		reason, why := classifyUpstreamError(err, d.Host, d.Port)
-		return s.fail(r, rec, reason, why, in.n, start)
+		return s.fail(r, rec, reason, why, in.n.Load(), start)
 	}
 	if m := s.cfg.Metrics; m != nil {
 		for _, name := range injected {
@@ -167,7 +168,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols && !upgrade {
 		resp.Body.Close()
-		return s.fail(r, rec, ReasonUpstreamError, "the upstream switched protocols without being asked", in.n, start)
+		return s.fail(r, rec, ReasonUpstreamError, "the upstream switched protocols without being asked", in.n.Load(), start)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
@@ -177,17 +178,17 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if len(injected) > 0 {
 		if err := decodeForScrubbing(resp); err != nil {
 			resp.Body.Close()
-			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n, start)
+			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n.Load(), start)
 		}
 		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
-			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n, start)
+			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
 		}
 	}
 	s.count(true, d.Rule, d.Reason)
 	rec.Decision, rec.Status = "allow", resp.StatusCode
 	resp.Body = &auditedBody{rc: resp.Body, stream: stream, done: func(n int64) {
-		rec.BytesIn, rec.BytesOut = in.n, n
+		rec.BytesIn, rec.BytesOut = in.n.Load(), n
 		for name, c := range scrubbed() {
 			rec.Scrubbed += int(c)
 			if m := s.cfg.Metrics; m != nil && c > 0 {
@@ -259,7 +260,7 @@ func (s *Server) refuse(r *http.Request, t target, reason policy.Reason, rule, w
 	return resp
 }
 
-// classifyUpstreamError maps a transport error to a reason and a public
+// classifyUpstreamError maps an upstream client error to a reason and a public
 // explanation (no internal addresses).
 func classifyUpstreamError(err error, host string, port int) (policy.Reason, string) {
 	hp := authority(host, port, "")
@@ -402,14 +403,16 @@ type readCloser struct {
 
 func (b *readCloser) Close() error { return b.c.Close() }
 
+// countingReader counts a request body. The upstream client's writer
+// reads it while the response may already be arriving: n is atomic.
 type countingReader struct {
 	r io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 

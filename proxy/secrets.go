@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/internal/scrub"
@@ -189,7 +190,7 @@ type tripReader struct {
 	dets []tripDetector
 	top  io.Reader
 	src  io.Closer
-	hit  *tripwireError
+	hit  atomic.Pointer[tripwireError] // set by the upstream client's writer
 }
 
 func newTripReader(body io.ReadCloser, dets []tripDetector) *tripReader {
@@ -205,14 +206,15 @@ func newTripReader(body io.ReadCloser, dets []tripDetector) *tripReader {
 }
 
 func (t *tripReader) Read(p []byte) (int, error) {
-	if t.hit != nil {
-		return 0, t.hit
+	if hit := t.hit.Load(); hit != nil {
+		return 0, hit
 	}
 	n, err := t.top.Read(p)
 	for i, r := range t.rs {
 		if r.Count() > 0 {
-			t.hit = &tripwireError{secret: t.dets[i].secret, where: "body"}
-			return 0, t.hit
+			hit := &tripwireError{secret: t.dets[i].secret, where: "body"}
+			t.hit.Store(hit)
+			return 0, hit
 		}
 	}
 	return n, err

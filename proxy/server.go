@@ -123,8 +123,8 @@ type Server struct {
 	limits  Limits
 	log     *slog.Logger
 	gp      *goproxy.ProxyHttpServer
-	public  *http.Transport // dials only public addresses
-	private *http.Transport // for rules with unsafe_allow_private_network
+	public  *upstream // dials only public addresses
+	private *upstream // for rules with unsafe_allow_private_network
 
 	tunnels *tunnelListener
 	inner   *http.Server
@@ -169,12 +169,16 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s.public = s.newTransport(false)
-	s.private = s.newTransport(true)
+	s.public = s.dialUpstream(false)
+	s.private = s.dialUpstream(true)
 
 	s.gp = goproxy.NewProxyHttpServer()
 	s.gp.Logger = log.New(io.Discard, "", 0)
-	s.gp.Tr = s.public
+	// goproxy's own transport is never used: every request gets its
+	// response from exchangePlain or handleConnect.
+	s.gp.Tr = &http.Transport{Proxy: nil, DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("proxy: goproxy's transport is not used")
+	}}
 	s.gp.ConnectDial = func(string, string) (net.Conn, error) {
 		return nil, errors.New("proxy: blind tunnels are disabled")
 	}
@@ -200,22 +204,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) newTransport(allowPrivate bool) *http.Transport {
-	return &http.Transport{
-		Proxy: nil, // never honour proxy environment variables
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return s.cfg.Dialer.DialContext(ctx, network, addr, allowPrivate)
-		},
-		TLSClientConfig:        &tls.Config{RootCAs: s.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    s.limits.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  s.limits.ResponseHeaderTimeout,
-		IdleConnTimeout:        s.limits.IdleTimeout,
-		MaxIdleConns:           16 * s.limits.MaxIdleConnsPerHost,
-		MaxIdleConnsPerHost:    s.limits.MaxIdleConnsPerHost,
-		MaxResponseHeaderBytes: int64(s.limits.MaxHeaderBytes) * 4,
-		DisableCompression:     true, // pass encodings through untouched
-		ExpectContinueTimeout:  time.Second,
+// dialUpstream returns a client whose connections reach only public
+// addresses, or also private ones.
+func (s *Server) dialUpstream(allowPrivate bool) *upstream {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return s.cfg.Dialer.DialContext(ctx, network, addr, allowPrivate)
 	}
+	return newUpstream(dial, &tls.Config{RootCAs: s.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}, s.limits)
 }
 
 type listenerKey struct{}
@@ -285,8 +280,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	s.public.CloseIdleConnections()
-	s.private.CloseIdleConnections()
+	s.public.closeIdle()
+	s.private.closeIdle()
 	return errors.Join(errs...)
 }
 
@@ -299,8 +294,8 @@ func (s *Server) Close() error {
 	for _, srv := range servers {
 		srv.Close()
 	}
-	s.public.CloseIdleConnections()
-	s.private.CloseIdleConnections()
+	s.public.closeIdle()
+	s.private.closeIdle()
 	return nil
 }
 

@@ -93,3 +93,18 @@ func BenchmarkReplaceHeader(b *testing.B) {
 		s.Replace("application/json; charset=utf-8")
 	}
 }
+
+// BenchmarkSmallResponse scrubs a 1 KiB body with a new Reader each time,
+// as the proxy does for each response to a request that carried a secret.
+func BenchmarkSmallResponse(b *testing.B) {
+	s := mustNew(b, Pair{plainSecret, ph})
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64)
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := io.CopyBuffer(onlyWriter{io.Discard}, s.Reader(bytes.NewReader(body)), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -16,6 +16,8 @@ const (
 // Reader streams a source with every form of every secret replaced.
 type Reader struct {
 	src  io.Reader
+	m    *matcher
+	b    *buffers // where the buffers came from, if pooled
 	s    stream
 	win  []byte // held-back bytes, then the latest chunk; capacity chunkSize+maxLen
 	out  []byte // decided output not yet returned
@@ -29,11 +31,36 @@ var _ io.ReadCloser = (*Reader)(nil)
 // Reader returns a Reader that scrubs src. Its Close closes src if src is
 // an io.Closer.
 func (s *Scrubber) Reader(src io.Reader) *Reader {
-	return &Reader{
-		src: src,
-		s:   s.stream(),
-		win: make([]byte, 0, firstChunk+s.m.a.maxLen),
+	r := &Reader{src: src, m: s.m, s: s.stream()}
+	if b, ok := s.m.bufs.Get().(*buffers); ok {
+		r.win, r.out, r.b = b.win, b.out, b
+	} else {
+		r.win = make([]byte, 0, firstChunk+s.m.a.maxLen)
 	}
+	return r
+}
+
+// buffers are a Reader's window and output, kept for the next Reader of
+// the same Scrubber once one has read its source to the end (most
+// responses are small: this saves their allocation).
+type buffers struct{ win, out []byte }
+
+// release zeroes the buffers, which held unscrubbed input, and pools them
+// unless they grew past the first chunk.
+func (r *Reader) release() {
+	win, out := r.win[:cap(r.win)], r.out[:cap(r.out)]
+	r.win, r.out, r.off = nil, nil, 0
+	if cap(win) != firstChunk+r.m.a.maxLen || cap(out) > 2*cap(win) {
+		return
+	}
+	clear(win)
+	clear(out)
+	b := r.b
+	if b == nil {
+		b = new(buffers)
+	}
+	b.win, b.out, r.b = win[:0], out[:0], nil
+	r.m.bufs.Put(b)
 }
 
 // Read implements io.Reader. It returns the source's error, io.EOF
@@ -41,6 +68,9 @@ func (s *Scrubber) Reader(src io.Reader) *Reader {
 func (r *Reader) Read(p []byte) (int, error) {
 	for r.off == len(r.out) {
 		if r.err != nil {
+			if r.win != nil {
+				r.release()
+			}
 			return 0, r.err
 		}
 		if !r.fill() {

@@ -344,3 +344,30 @@ func TestMemoryBound(t *testing.T) {
 		t.Errorf("wrote only %d bytes", w.n)
 	}
 }
+
+// A Reader that read its source to the end passes its buffers, zeroed, to
+// the next Reader: the pool never holds unscrubbed input.
+func TestFinishedReaderBuffersAreZeroed(t *testing.T) {
+	s := mustNew(t, Pair{plainSecret, ph})
+	in := strings.Repeat("echo "+plainSecret+" ", 40)
+	// sync.Pool may drop what is put (it does at random under -race).
+	for range 50 {
+		if got, _ := scrubAll(t, s, strings.NewReader(in)); strings.Contains(got, plainSecret) {
+			t.Fatal("secret not scrubbed")
+		}
+		b, ok := s.m.bufs.Get().(*buffers)
+		if !ok {
+			continue
+		}
+		if len(b.win) != 0 || len(b.out) != 0 || cap(b.out) == 0 {
+			t.Fatalf("pooled buffers: len %d and %d, cap of out %d", len(b.win), len(b.out), cap(b.out))
+		}
+		for _, c := range append(b.win[:cap(b.win)], b.out[:cap(b.out)]...) {
+			if c != 0 {
+				t.Fatal("a pooled buffer holds input")
+			}
+		}
+		return
+	}
+	t.Fatal("a finished Reader never pooled its buffers")
+}

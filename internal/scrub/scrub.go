@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 const (
@@ -37,6 +38,7 @@ type matcher struct {
 	pl      []string
 	needles []needle
 	pairs   int
+	bufs    sync.Pool // *buffers of Readers that finished, zeroed
 }
 
 // New builds a Scrubber for pairs. A secret's forms (see the package

@@ -1,0 +1,437 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// upstream is the proxy's HTTP/1.1 client. It writes a request and reads
+// its response on the calling goroutine, over connections it pools per
+// scheme, host and port. net/http's Transport reads and writes every
+// connection in goroutines of their own; on small requests, waking those
+// goroutines costs more than the exchange itself. A request body is
+// written by a second goroutine, so that an upstream may answer before it
+// has read all of it.
+//
+// Connections are made by dial (the guarded dialer: the address guard runs
+// at connect time), TLS is verified against the configured roots, and a
+// connection returns to the pool only when its response was read to the
+// end, its request was written whole, and neither side asked to close it.
+// The request's own headers (Connection: close included) never reach the
+// pool: the caller builds the outgoing request.
+type upstream struct {
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls    *tls.Config // ServerName is set per connection
+	limits Limits
+
+	mu     sync.Mutex
+	idle   map[upKey][]*upConn // most recently used last
+	nidle  int
+	closed bool
+}
+
+// upKey names the upstream a connection talks to.
+type upKey struct {
+	scheme string // "https" or "http"
+	host   string // canonical host, IPv6 without brackets
+	port   int
+}
+
+// maxIdleTotal bounds the idle connections of all hosts together, as
+// multiples of Limits.MaxIdleConnsPerHost.
+const maxIdleTotal = 16
+
+// max1xx bounds the interim (1xx) responses skipped before the final one.
+const max1xx = 5
+
+// errNothingReceived marks a failure before any byte of a response
+// arrived: a pooled connection the upstream had already closed.
+var errNothingReceived = errors.New("no response")
+
+var errHeadersTooLarge = errors.New("upstream response headers too large")
+
+func newUpstream(dial func(context.Context, string, string) (net.Conn, error), cfg *tls.Config, limits Limits) *upstream {
+	return &upstream{dial: dial, tls: cfg, limits: limits, idle: map[upKey][]*upConn{}}
+}
+
+// roundTrip sends req to k and returns the response, whose body must be
+// closed. A request without a body that failed on a pooled connection
+// before anything came back is sent again, on another connection, if it
+// is safe to repeat (as net/http's Transport does).
+func (u *upstream) roundTrip(req *http.Request, k upKey) (*http.Response, error) {
+	for {
+		pc, err := u.get(req.Context(), k)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pc.roundTrip(req)
+		if err == nil {
+			return resp, nil
+		}
+		if !pc.reused || !errors.Is(err, errNothingReceived) || !replayable(req) {
+			return nil, err
+		}
+	}
+}
+
+// replayable reports whether req may be sent twice: no body, and a method
+// that is idempotent or marked so (the rule of net/http's Transport).
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+// get returns a live pooled connection to k, or dials one.
+func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
+	for {
+		u.mu.Lock()
+		list := u.idle[k]
+		if len(list) == 0 {
+			u.mu.Unlock()
+			break
+		}
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		u.idle[k] = list[:len(list)-1]
+		u.nidle--
+		pc.timer.Stop()
+		u.mu.Unlock()
+		if pc.alive() {
+			pc.reused = true
+			return pc, nil
+		}
+		pc.close()
+	}
+	return u.dialConn(ctx, k)
+}
+
+func (u *upstream) dialConn(ctx context.Context, k upKey) (*upConn, error) {
+	raw, err := u.dial(ctx, "tcp", net.JoinHostPort(k.host, strconv.Itoa(k.port)))
+	if err != nil {
+		return nil, err
+	}
+	pc := &upConn{u: u, key: k, raw: raw, conn: raw}
+	if k.scheme == "https" {
+		cfg := u.tls.Clone()
+		cfg.ServerName = k.host
+		tc := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, u.limits.TLSHandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+		pc.conn = tc
+	}
+	pc.lr = limitReader{r: pc.conn}
+	pc.br = bufio.NewReader(&pc.lr)
+	pc.bw = bufio.NewWriter(pc.conn)
+	return pc, nil
+}
+
+// put returns a connection to the pool, or closes it if the pool is full
+// or closed.
+func (u *upstream) put(pc *upConn) {
+	u.mu.Lock()
+	list := u.idle[pc.key]
+	if u.closed || len(list) >= u.limits.MaxIdleConnsPerHost || u.nidle >= maxIdleTotal*u.limits.MaxIdleConnsPerHost {
+		u.mu.Unlock()
+		pc.close()
+		return
+	}
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(u.limits.IdleTimeout, func() { u.expire(pc) })
+	} else {
+		pc.timer.Reset(u.limits.IdleTimeout)
+	}
+	u.idle[pc.key] = append(list, pc)
+	u.nidle++
+	u.mu.Unlock()
+}
+
+// expire closes a connection that idled for Limits.IdleTimeout, if it is
+// still in the pool.
+func (u *upstream) expire(pc *upConn) {
+	u.mu.Lock()
+	list := u.idle[pc.key]
+	for i, c := range list {
+		if c == pc {
+			u.idle[pc.key] = append(list[:i], list[i+1:]...)
+			list[len(list)-1] = nil
+			u.nidle--
+			u.mu.Unlock()
+			pc.close()
+			return
+		}
+	}
+	u.mu.Unlock()
+}
+
+// closeIdle closes the pooled connections; connections in use close
+// instead of returning to the pool.
+func (u *upstream) closeIdle() {
+	u.mu.Lock()
+	u.closed = true
+	var all []*upConn
+	for k, list := range u.idle {
+		all = append(all, list...)
+		delete(u.idle, k)
+	}
+	u.nidle = 0
+	u.mu.Unlock()
+	for _, pc := range all {
+		pc.timer.Stop()
+		pc.close()
+	}
+}
+
+// upConn is one upstream connection. One exchange at a time uses it.
+type upConn struct {
+	u      *upstream
+	key    upKey
+	raw    net.Conn // the TCP connection
+	conn   net.Conn // raw, or the TLS client on it
+	lr     limitReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool
+	timer  *time.Timer // while idle: closes the connection after IdleTimeout
+
+	closed atomic.Bool
+
+	// While a request body is written, the writer starts the response
+	// header timeout when it has finished, unless the headers came first.
+	mu         sync.Mutex
+	headerRead bool
+}
+
+func (pc *upConn) close() {
+	if pc.closed.CompareAndSwap(false, true) {
+		pc.raw.Close()
+	}
+}
+
+// roundTrip writes req and reads the response headers. Interim (1xx)
+// responses other than 101 are skipped.
+func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
+	// A client that goes away ends the exchange, as with net/http's
+	// Transport: the connection is closed, which fails any read or write.
+	stop := context.AfterFunc(req.Context(), pc.close)
+	pc.headerRead = false
+	var wrote chan error
+	if req.Body != nil && req.Body != http.NoBody {
+		wrote = make(chan error, 1)
+		go pc.write(req, wrote)
+	} else {
+		err := req.Write(pc.bw)
+		if err == nil {
+			err = pc.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			pc.close()
+			return nil, fmt.Errorf("%w: %w", errNothingReceived, err)
+		}
+		pc.conn.SetReadDeadline(time.Now().Add(pc.u.limits.ResponseHeaderTimeout)) //nolint:errcheck // fails only when closed
+	}
+	pc.lr.limit(4 * int64(pc.u.limits.MaxHeaderBytes))
+	resp, err := http.ReadResponse(pc.br, req)
+	for n := 0; err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols; n++ {
+		if n == max1xx {
+			err = errors.New("too many interim responses")
+			break
+		}
+		resp, err = http.ReadResponse(pc.br, req)
+	}
+	got := pc.lr.unlimit()
+	pc.mu.Lock()
+	pc.headerRead = true
+	pc.mu.Unlock()
+	pc.conn.SetReadDeadline(time.Time{}) //nolint:errcheck
+	if err != nil {
+		stop()
+		pc.close()
+		if wrote != nil {
+			// The writer fails now that the connection is closed (or ends
+			// with the client's body); wait, so that what it read is
+			// settled before the caller looks.
+			<-wrote
+		}
+		if got == 0 {
+			err = fmt.Errorf("%w: %w", errNothingReceived, err)
+		}
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &upgradedBody{pc: pc, stop: stop}
+		return resp, nil
+	}
+	b := &upBody{pc: pc, body: resp.Body, stop: stop, wrote: wrote, reuse: !resp.Close}
+	if resp.Body == http.NoBody {
+		b.finish(nil)
+	} else {
+		resp.Body = b
+	}
+	return resp, nil
+}
+
+// write writes a request with a body, then starts the response header
+// timeout.
+func (pc *upConn) write(req *http.Request, wrote chan<- error) {
+	err := req.Write(pc.bw)
+	if err == nil {
+		err = pc.bw.Flush()
+	}
+	if err != nil {
+		pc.close()
+	} else {
+		pc.mu.Lock()
+		if !pc.headerRead {
+			pc.conn.SetReadDeadline(time.Now().Add(pc.u.limits.ResponseHeaderTimeout)) //nolint:errcheck
+		}
+		pc.mu.Unlock()
+	}
+	wrote <- err
+}
+
+// alive reports whether a pooled connection can carry another request:
+// nothing is buffered, and the upstream has neither closed it nor sent
+// anything unasked.
+func (pc *upConn) alive() bool {
+	return pc.br.Buffered() == 0 && !pc.closed.Load() && socketQuiet(pc.raw)
+}
+
+// upBody is a response body. When it has been read to the end, its
+// connection returns to the pool; closed before that, the connection is
+// closed.
+type upBody struct {
+	pc    *upConn
+	body  io.ReadCloser
+	stop  func() bool
+	wrote chan error // nil if the request had no body
+	reuse bool       // the upstream did not ask to close
+	err   error      // set when finished
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.finish(err)
+	}
+	return n, err
+}
+
+func (b *upBody) Close() error {
+	if b.err == nil {
+		b.finish(net.ErrClosed)
+	}
+	return nil
+}
+
+// finish releases the connection once; err is io.EOF (or nil for an
+// empty body) when the body was read whole.
+func (b *upBody) finish(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	b.err = err
+	pc := b.pc
+	reuse := err == io.EOF && b.reuse && b.stop() && b.writeDone()
+	if !reuse {
+		b.stop()
+		pc.close()
+	}
+	b.body.Close()
+	if reuse {
+		pc.u.put(pc)
+	}
+}
+
+// writeDone reports whether the request body was written whole, waiting
+// briefly for the writer, which may not have reported yet.
+func (b *upBody) writeDone() bool {
+	if b.wrote == nil {
+		return true
+	}
+	select {
+	case err := <-b.wrote:
+		return err == nil
+	default:
+	}
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case err := <-b.wrote:
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// upgradedBody is the connection after 101 Switching Protocols: reads
+// return what the upstream sends, writes go to it. It is never pooled.
+type upgradedBody struct {
+	pc   *upConn
+	stop func() bool
+}
+
+func (b *upgradedBody) Read(p []byte) (int, error)  { return b.pc.br.Read(p) }
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.pc.conn.Write(p) }
+func (b *upgradedBody) Close() error {
+	b.stop()
+	b.pc.close()
+	return nil
+}
+
+// limitReader counts what is read from a connection and, while limited,
+// bounds it (response headers may not grow memory without bound).
+type limitReader struct {
+	r       io.Reader
+	limited bool
+	n       int64 // bytes left while limited
+	got     int64 // bytes read since limit
+}
+
+func (l *limitReader) limit(n int64) { l.limited, l.n, l.got = true, n, 0 }
+
+func (l *limitReader) unlimit() int64 {
+	l.limited = false
+	return l.got
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.limited {
+		if l.n <= 0 {
+			return 0, errHeadersTooLarge
+		}
+		if int64(len(p)) > l.n {
+			p = p[:l.n]
+		}
+	}
+	n, err := l.r.Read(p)
+	l.got += int64(n)
+	l.n -= int64(n)
+	return n, err
+}

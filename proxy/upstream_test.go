@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A pooled connection the upstream closed while it idled is not used: a
+// POST, which cannot be sent twice, still succeeds on a new connection.
+func TestClosedPooledConnectionIsNotUsed(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	c := h.client()
+	if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com/a", nil)); status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	h.upstream.CloseClientConnections()
+	status, body, _ := h.do(c, newRequest(t, "POST", "https://open.example.com/b", strings.NewReader("payload")))
+	if status != 200 || !strings.Contains(body, "method=POST") {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if n := h.dials.Load(); n != 2 {
+		t.Fatalf("%d dials, want 2", n)
+	}
+}
+
+// An upstream that answers "Connection: close" does not get the next
+// request on that connection.
+func TestUpstreamConnectionCloseIsHonoured(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	c := h.client()
+	for i := 0; i < 2; i++ {
+		if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com/", nil)); status != 200 || body != "bye" {
+			t.Fatalf("status %d: %s", status, body)
+		}
+	}
+	if n := h.dials.Load(); n != 2 {
+		t.Fatalf("%d dials, want 2", n)
+	}
+}
+
+// An upstream may answer before it has read the request body; the answer
+// reaches the client and the next request works.
+func TestUpstreamAnswersBeforeReadingBody(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upload" {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	c := h.client()
+	req := newRequest(t, "POST", "https://open.example.com/upload", io.LimitReader(zeros{}, 8<<20))
+	req.ContentLength = 8 << 20
+	resp, err := c.Do(req)
+	if err == nil {
+		// The client may also see its upload cut off; either way, no hang.
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com/next", nil)); status != 200 || body != "ok" {
+		t.Fatalf("status %d: %s", status, body)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// A request body is relayed whole, also when the client waits for
+// "100 Continue".
+func TestRequestBodyWithExpectContinue(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "got %d", n)
+	}))
+	c := h.client()
+	c.Transport.(*http.Transport).ExpectContinueTimeout = 10 * time.Second
+	for _, size := range []int64{0, 1, 100 << 10} {
+		req := newRequest(t, "PUT", "https://open.example.com/put", io.LimitReader(zeros{}, size))
+		req.ContentLength = size
+		req.Header.Set("Expect", "100-continue")
+		if status, body, _ := h.do(c, req); status != 200 || body != fmt.Sprintf("got %d", size) {
+			t.Fatalf("size %d: status %d: %s", size, status, body)
+		}
+	}
+}
+
+// A client that gives up ends the upstream request, as it did with
+// net/http's transport.
+func TestClientCancelReachesUpstream(t *testing.T) {
+	arrived, cancelled := make(chan struct{}), make(chan struct{})
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	req := newRequest(t, "GET", "https://open.example.com/slow", nil).WithContext(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := h.client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-arrived
+	cancel()
+	<-done
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream request outlived the client's")
+	}
+}
+
+// Upstream response headers are bounded.
+func TestUpstreamHeadersBounded(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 200 OK\r\n")
+		for i := 0; i < 4096; i++ {
+			fmt.Fprintf(brw, "X-Filler-%d: %s\r\n", i, strings.Repeat("a", 64))
+		}
+		brw.WriteString("Content-Length: 0\r\n\r\n")
+		brw.Flush()
+	}))
+	status, _, reason := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/", nil))
+	if status != 502 || reason != "upstream_unreachable" {
+		t.Fatalf("status %d reason %q", status, reason)
+	}
+}
+
+// An upstream that accepts a connection but never completes the TLS
+// handshake gets 504 after the handshake timeout.
+func TestUpstreamHandshakeTimeout(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held sync.WaitGroup
+	held.Add(1)
+	go func() {
+		defer held.Done()
+		c, err := silent.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	defer held.Wait()
+	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) {
+		c.Limits.TLSHandshakeTimeout = 200 * time.Millisecond
+		c.Dialer.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, silent.Addr().String())
+		}
+	})
+	status, _, reason := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/", nil))
+	if status != 504 || reason != "upstream_timeout" {
+		t.Fatalf("status %d reason %q", status, reason)
+	}
+}
+
+// Idle upstream connections are closed after IdleTimeout, and at most
+// MaxIdleConnsPerHost of them are kept.
+func TestUpstreamPoolLimits(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 4)
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}), func(_ *harness, c *Config) {
+		c.Limits.MaxIdleConnsPerHost = 2
+		c.Limits.IdleTimeout = 300 * time.Millisecond
+		dial := c.Dialer.Dial
+		c.Dialer.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &notifyClose{Conn: conn, closed: closed}, nil
+		}
+	})
+	c := h.client()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := c.Get("https://open.example.com/hold"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		<-arrived
+	}
+	close(release)
+	wg.Wait()
+	// Four connections: the full pool closes two at once, the other two
+	// are closed once they have idled.
+	for i := 0; i < 4; i++ {
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the proxy closed %d of 4 upstream connections", i)
+		}
+	}
+	if n := h.dials.Load(); n != 4 {
+		t.Fatalf("%d dials, want 4", n)
+	}
+}
+
+type notifyClose struct {
+	net.Conn
+	once   sync.Once
+	closed chan<- struct{}
+}
+
+func (c *notifyClose) Close() error {
+	c.once.Do(func() { c.closed <- struct{}{} })
+	return c.Conn.Close()
+}
