@@ -44,12 +44,10 @@ type embedded struct {
 	// removed if the run never starts.
 	auditCreated bool
 	admin        *http.Server
-	ln           net.Listener
 
-	mu       sync.Mutex
-	denied   []string // hosts refused for want of a rule, for the hint
-	tripped  []proxy.TripwireEvent
-	serveErr chan error
+	mu      sync.Mutex
+	denied  []string // hosts refused for want of a rule, for the hint
+	tripped []proxy.TripwireEvent
 }
 
 func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelCauseFunc) (*embedded, error) {
@@ -61,7 +59,7 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 	if err != nil {
 		return nil, err
 	}
-	em := &embedded{pol: pol, noPolicy: policyFile == "", serveErr: make(chan error, 1)}
+	em := &embedded{pol: pol, noPolicy: policyFile == ""}
 	if keyFile != "" {
 		em.hidden = append(em.hidden, runner.Hidden{Path: keyFile, What: "the private key", Hint: keyHint})
 	}
@@ -181,8 +179,8 @@ func (em *embedded) serve(socket string) error {
 		ln.Close()
 		return fmt.Errorf("proxy socket: %w", err)
 	}
-	em.ln = ln
-	go func() { em.serveErr <- em.srv.Serve(ln, proxy.ServeOptions{}) }()
+	// Serve returns when close shuts the server down.
+	go func() { _ = em.srv.Serve(ln, proxy.ServeOptions{}) }()
 	return nil
 }
 
