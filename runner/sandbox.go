@@ -72,7 +72,6 @@ func New(cfg Config) (*Sandbox, error) {
 			}
 		}
 	}
-	cfg.Dir = dir
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the tokrun binary: %w", err)
@@ -101,7 +100,10 @@ func New(cfg Config) (*Sandbox, error) {
 	for _, m := range cfg.Mounts {
 		userMounts = append(userMounts, bind(m.Source, m.Dest, m.ReadOnly))
 	}
-	if inside, through, err := exposure(existingAncestor(stateDir), userMounts, false); err != nil || inside != "" {
+	// Even read-only, a visible state directory would let the command
+	// connect to other runs' proxy sockets.
+	systemMounts := []specs.Mount{bind("/usr", "/usr", true), bind("/etc", "/etc", true)}
+	if inside, through, err := exposure(existingAncestor(stateDir), append(systemMounts, userMounts...), false); err != nil || inside != "" {
 		if err != nil {
 			return nil, err
 		}
