@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +126,24 @@ func TestStoppedInitDoesNotHangTokrun(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatal("tokrun ignored SIGTERM twice after the command stopped init")
 		}
+	}
+}
+
+// The SSH agent's socket is never reachable from the sandbox (gVisor
+// connects Unix sockets through to the host).
+func TestRefusesVisibleAgentSocket(t *testing.T) {
+	w := newWorld(t)
+	sock := filepath.Join(w.project, "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(tokrunBin, "--state-dir", w.stateDir, "--", "/bin/true")
+	cmd.Dir = w.project
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "SSH_AUTH_SOCK=" + sock}
+	out, err := cmd.CombinedOutput()
+	if exitCode(t, err) != 125 || !strings.Contains(string(out), "your SSH agent's socket") {
+		t.Errorf("an SSH agent socket in the working directory: want a refusal, got %v\n%s", err, out)
 	}
 }

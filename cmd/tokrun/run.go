@@ -300,6 +300,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		cfg.Mounts = append(cfg.Mounts, emb.readOnly...)
 	}
 
+	cfg.Hidden = append(cfg.Hidden, hostSockets()...)
 	sb, err := runner.New(cfg)
 	if err != nil {
 		if emb != nil {
@@ -341,6 +342,21 @@ func exitStatusOrNil(code int) error {
 		return exitStatus(code)
 	}
 	return nil
+}
+
+// hostSockets are well-known host Unix sockets that grant powers the
+// sandbox must not have. gVisor connects the sandbox's Unix sockets through
+// to the host, so none of them may be visible inside.
+func hostSockets() []runner.Hidden {
+	hint := "run tokrun from a directory, and with mounts, that do not hold it"
+	out := []runner.Hidden{
+		{Path: "/run/docker.sock", What: "the Docker socket", Hint: hint},
+		{Path: "/var/run/docker.sock", What: "the Docker socket", Hint: hint},
+	}
+	if p := os.Getenv("SSH_AUTH_SOCK"); p != "" {
+		out = append(out, runner.Hidden{Path: p, What: "your SSH agent's socket", Hint: hint})
+	}
+	return out
 }
 
 const keyHint = "run tokrun from a directory that does not hold the key, or keep the key elsewhere (the default is ~/.config/tokrun/key.txt)"
