@@ -37,12 +37,15 @@ func (p Problem) String() string {
 // reports all problems at once rather than stopping at the first.
 type Errors []Problem
 
-func (e Errors) Error() string {
+func (e Errors) Error() string { return strings.Join(e.Lines(), "\n") }
+
+// Lines returns one line per problem, as file:line: field: message.
+func (e Errors) Lines() []string {
 	lines := make([]string, len(e))
 	for i, p := range e {
 		lines[i] = p.String()
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // Unwrap lets errors.Is(err, ErrInvalid) hold.

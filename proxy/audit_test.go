@@ -19,7 +19,7 @@ func FuzzAuditRecordJSON(f *testing.F) {
 	f.Add("a", "b", "c", "d", 123456789.000001, int64(7))
 	f.Fuzz(func(t *testing.T, client, path, rule, text string, dur float64, n int64) {
 		if math.IsNaN(dur) || math.IsInf(dur, 0) {
-			t.Skip()
+			dur = 0 // durations are measured, never NaN or infinite; JSON has no form for them
 		}
 		for _, r := range []Record{
 			{},
@@ -32,7 +32,8 @@ func FuzzAuditRecordJSON(f *testing.F) {
 		} {
 			want, err := json.Marshal(r)
 			if err != nil {
-				t.Skip() // a time json refuses (year outside 0-9999)
+				// Times stay within 1970±544 years, which JSON can hold.
+				t.Fatalf("encoding/json refused %+v: %v", r, err)
 			}
 			if got := r.appendJSON(nil); !bytes.Equal(got, want) {
 				t.Fatalf("appendJSON:\n%s\nencoding/json:\n%s", got, want)

@@ -95,7 +95,7 @@ func newRootCmd(e *env) *cobra.Command {
 
 // report prints err in the sealctl grammar to stderr.
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
-	cli.Report(e.stderr, "sealctl", cmd, args, err, nil)
+	cli.Report(e.stderr, "sealctl", cmd, args, err)
 }
 
 func (e *env) warnf(format string, args ...any) {

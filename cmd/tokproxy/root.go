@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
-	"github.com/tokrun/tokrun/policy"
 )
 
 // Exit statuses. They are part of the command-line contract.
@@ -94,17 +93,8 @@ func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)
 // report prints err in the tokproxy grammar to stderr. An invalid policy
 // prints one error line per problem, each as file:line: field: message.
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
-	cli.Report(e.stderr, "tokproxy", cmd, args, err, func(err error) []string {
-		var problems policy.Errors
-		if !errors.As(err, &problems) {
-			return nil
-		}
-		lines := make([]string, len(problems))
-		for i, p := range problems {
-			lines[i] = p.String()
-		}
-		return lines
-	})
+	cli.Report(e.stderr, "tokproxy", cmd, args, err)
+
 }
 
 // runGroup runs a command that only groups subcommands: without arguments

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
-	"github.com/tokrun/tokrun/policy"
 	"github.com/tokrun/tokrun/runner"
 )
 
@@ -44,17 +43,8 @@ func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)
 // report prints err in tokrun's grammar. An invalid policy prints one
 // error line per problem, as file:line: field: message.
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
-	cli.Report(e.stderr, "tokrun", cmd, args, err, func(err error) []string {
-		var problems policy.Errors
-		if !errors.As(err, &problems) {
-			return nil
-		}
-		lines := make([]string, len(problems))
-		for i, p := range problems {
-			lines[i] = p.String()
-		}
-		return lines
-	})
+	cli.Report(e.stderr, "tokrun", cmd, args, err)
+
 }
 
 func (e *env) warnf(format string, args ...any) {

@@ -59,21 +59,26 @@ func Suggest(cmd *cobra.Command, name string) []string {
 	return nil
 }
 
-// Report prints err to w in the grammar of prog. lines, if not nil, may
-// split an error into several error lines (one per policy problem, say);
-// it returns nil to print the error as one line. Errors that are not an
+// Lines is an error made of several problems, each reported on an error
+// line of its own (policy.Errors: one line per problem, as
+// file:line: field: message).
+type Lines interface {
+	error
+	Lines() []string
+}
+
+// Report prints err to w in the grammar of prog: one error line, or one
+// per problem of an error that implements Lines. Errors that are not an
 // *Error come from cobra itself and are usage errors.
-func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err error, lines func(error) []string) {
+func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err error) {
 	var ce *Error
 	if !errors.As(err, &ce) {
 		ce = &Error{Err: err, Usage: true}
 	}
-	var ls []string
-	if lines != nil {
-		ls = lines(ce.Err)
-	}
-	if ls == nil {
-		ls = []string{ce.Err.Error()}
+	ls := []string{ce.Err.Error()}
+	var many Lines
+	if errors.As(ce.Err, &many) {
+		ls = many.Lines()
 	}
 	for _, l := range ls {
 		fmt.Fprintf(w, "%s: error: %s\n", prog, l)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -31,13 +32,13 @@ func TestReportGrammar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		out.Reset()
-		Report(&out, "prog", tt.cmd, tt.args, tt.err, nil)
+		Report(&out, "prog", tt.cmd, tt.args, tt.err)
 		if out.String() != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, out.String(), tt.want)
 		}
 	}
 	out.Reset()
-	Report(&out, "prog", sub, nil, WithHints(errors.New("many")), func(error) []string { return []string{"a:1: x", "a:2: y"} })
+	Report(&out, "prog", sub, nil, WithHints(fmt.Errorf("wrapped: %w", twoLines{})))
 	if out.String() != "prog: error: a:1: x\nprog: error: a:2: y\n" {
 		t.Errorf("split lines: %q", out.String())
 	}
@@ -52,3 +53,9 @@ func TestFlagErrorDropsShorthandCluster(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// twoLines is an error of two problems.
+type twoLines struct{}
+
+func (twoLines) Error() string   { return "a:1: x\na:2: y" }
+func (twoLines) Lines() []string { return []string{"a:1: x", "a:2: y"} }
