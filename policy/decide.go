@@ -248,23 +248,29 @@ func (p *Policy) Decide(req Request) Decision {
 			best, bestStage = r, s
 		}
 	}
-	var denied Decision
-	switch {
-	case best == nil:
-		denied = d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
-	case bestStage == stageScheme:
-		denied = d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
-	case bestStage == stagePort:
-		denied = d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
-	case bestStage == stageMethod:
-		denied = d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), method, host)
-	default:
-		denied = d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), path, host)
-	}
+	denied := missed(d, best, bestStage, &c)
 	if p.learn {
 		return learnAllow(denied, method+" "+target(&c))
 	}
 	return denied
+}
+
+// missed denies a request for which no allow rule matched: best is the
+// rule that came nearest (nil when no rule has the host) and stage how far
+// it got, so that the reason names what a rule would need.
+func missed(d Decision, best *Rule, stage stage, c *canonical) Decision {
+	switch {
+	case best == nil:
+		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", c.host, c.host)
+	case stage == stageScheme:
+		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, c.host)
+	case stage == stagePort:
+		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, c.host)
+	case stage == stageMethod:
+		return d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), c.method, c.host)
+	default:
+		return d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), c.path, c.host)
+	}
 }
 
 // learnAllow turns a denial for want of a matching rule into an
@@ -317,15 +323,7 @@ func (p *Policy) DecideHost(req Request) Decision {
 			best, bestStage = r, s
 		}
 	}
-	var denied Decision
-	switch {
-	case best == nil:
-		denied = d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", host, host)
-	case bestStage == stageScheme:
-		denied = d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, host)
-	default:
-		denied = d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, host)
-	}
+	denied := missed(d, best, bestStage, &c)
 	if p.learn {
 		return learnAllow(denied, target(&c))
 	}

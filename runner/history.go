@@ -173,5 +173,9 @@ func ChangedDuringRun(stateDir, path string) (*Window, error) {
 
 // String describes the window for messages.
 func (w *Window) String() string {
-	return fmt.Sprintf("run %s in %s, %s to %s", w.ID, w.Places[0], w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly))
+	where := "?"
+	if len(w.Places) > 0 {
+		where = w.Places[0]
+	}
+	return fmt.Sprintf("run %s in %s, %s to %s", w.ID, where, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly))
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tokrun/tokrun/internal/runsc"
 )
 
 // InitName is argv[0] of tokrun when it runs as the sandbox's init.
@@ -179,5 +181,18 @@ func relay(ln net.Listener, socket string) {
 			}
 			<-done
 		}()
+	}
+}
+
+// HandleReexec is the first call in main of a binary that runs sandboxes.
+// When runsc re-executed the binary (as the sandbox, the gofer, ...) or
+// started it as the sandbox's init, it does that job and exits; otherwise
+// it returns and main goes on.
+func HandleReexec() {
+	switch {
+	case runsc.IsReexec(os.Args):
+		runsc.Main()
+	case IsInit(os.Args):
+		os.Exit(Init(os.Args))
 	}
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,7 +23,7 @@ print("authorized", body["authorized"])
 print("key", key)
 print("openai", os.environ.get("OPENAI_API_KEY"))
 `)
-	r := w.run("", "--", "python3", "agent.py")
+	r := w.run("", "--debug", "--", "python3", "agent.py")
 	if r.code != 0 {
 		t.Fatalf("run failed:\n%s", r)
 	}
@@ -34,6 +38,20 @@ print("openai", os.environ.get("OPENAI_API_KEY"))
 	}
 	if !strings.Contains(r.stdout, "openai None") {
 		t.Fatalf("the host's OPENAI_API_KEY passed into the sandbox:\n%s", r)
+	}
+	// Neither the secret nor a private key is left anywhere tokrun writes,
+	// gVisor's debug logs included; the run's CA key lives in memory only.
+	for _, dir := range []string{w.stateDir, w.project} {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte(testSecret)) || bytes.Contains(b, []byte("PRIVATE KEY")) {
+				t.Errorf("%s holds the secret or a private key", p)
+			}
+			return nil
+		})
 	}
 	auths := w.seenAuths()
 	if len(auths) != 1 || auths[0] != "Bearer "+testSecret {

@@ -11,16 +11,10 @@ package main
 import (
 	"os"
 
-	"github.com/tokrun/tokrun/internal/runsc"
 	"github.com/tokrun/tokrun/runner"
 )
 
 func main() {
-	switch {
-	case runsc.IsReexec(os.Args):
-		runsc.Main()
-	case runner.IsInit(os.Args):
-		os.Exit(runner.Init(os.Args))
-	}
+	runner.HandleReexec()
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

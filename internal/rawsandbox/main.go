@@ -14,17 +14,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tokrun/tokrun/internal/runsc"
 	"github.com/tokrun/tokrun/runner"
 )
 
 func main() {
-	switch {
-	case runsc.IsReexec(os.Args):
-		runsc.Main()
-	case runner.IsInit(os.Args):
-		os.Exit(runner.Init(os.Args))
-	}
+	runner.HandleReexec()
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: rawsandbox STATE-DIR CMD [ARGS...]")
 		os.Exit(2)
