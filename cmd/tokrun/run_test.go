@@ -107,6 +107,20 @@ func TestFilesystem(t *testing.T) {
 	if _, err := os.Stat("/tmp/inside-only-" + filepath.Base(hostTmp)); err == nil {
 		t.Errorf("the sandbox's /tmp is the host's")
 	}
+
+	// Writes outside the working directory live in memory and vanish with
+	// the run.
+	marker := "/root/.tokrun-written-inside-" + filepath.Base(hostTmp)
+	if r := w.run("", "--", "/bin/sh", "-c", "echo x > "+marker+" && test -s "+marker); r.code != 0 {
+		t.Fatalf("writing under /root inside failed:\n%s", r)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		os.Remove(marker)
+		t.Errorf("a write under /root inside reached the host")
+	}
+	if r := w.run("", "--", "/bin/sh", "-c", "test -e "+marker+" && echo STILL-THERE"); strings.Contains(r.stdout, "STILL-THERE") {
+		t.Errorf("a write outside the working directory survived the run")
+	}
 }
 
 // The private key is never visible: tokrun refuses to run where a mount
