@@ -18,6 +18,9 @@ const (
 	ReasonUpstreamTimeout policy.Reason = "upstream_timeout"
 	ReasonAuthRequired    policy.Reason = "proxy_auth_required"
 	ReasonBadRequest      policy.Reason = "bad_request"
+	// ReasonHeadersTooLarge refuses a request whose headers exceed
+	// Limits.MaxHeaderBytes.
+	ReasonHeadersTooLarge policy.Reason = "headers_too_large"
 	// ReasonUpgradeWithSecret refuses a WebSocket upgrade on a rule that
 	// injects a secret: frames after the switch cannot be scrubbed.
 	ReasonUpgradeWithSecret policy.Reason = "upgrade_with_secret"
@@ -34,6 +37,8 @@ func statusFor(r policy.Reason) int {
 		return http.StatusBadRequest
 	case ReasonHostMismatch:
 		return http.StatusMisdirectedRequest
+	case ReasonHeadersTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge
 	case ReasonAuthRequired:
 		return http.StatusProxyAuthRequired
 	case ReasonUpstreamError, ReasonUnscannable:
@@ -73,6 +78,6 @@ func denial(req *http.Request, reason policy.Reason, rule, explanation string) *
 		Body:          io.NopCloser(strings.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       req,
-		Close:         reason == ReasonHostMismatch || reason == ReasonAuthRequired,
+		Close:         reason == ReasonHostMismatch || reason == ReasonAuthRequired || reason == ReasonHeadersTooLarge,
 	}
 }

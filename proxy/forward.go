@@ -26,9 +26,19 @@ type target struct {
 	host   string
 	port   int
 	client string
+	// ctx, if not nil, is the request's context (cancelled when the client
+	// goes away); otherwise the request's own.
+	ctx context.Context
 	// readDeadline, if not nil, sets the client connection's read
 	// deadline (inside tunnels), to bound how long a body may trickle.
 	readDeadline func(time.Time) error
+}
+
+func (t target) context(r *http.Request) context.Context {
+	if t.ctx != nil {
+		return t.ctx
+	}
+	return r.Context()
 }
 
 // exchangePlain handles an absolute-form http:// request (no tunnel).
@@ -88,7 +98,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: http.NoBody, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		Trailer: r.Trailer,
-	}).WithContext(r.Context())
+	}).WithContext(t.context(r))
 	stripHopByHop(out.Header)
 	if upgrade {
 		out.Header.Set("Connection", "Upgrade")

@@ -126,13 +126,12 @@ type Server struct {
 	public  *upstream // dials only public addresses
 	private *upstream // for rules with unsafe_allow_private_network
 
-	tunnels *tunnelListener
-	inner   *http.Server
-	info    sync.Map // *tls.Conn -> *tunnel
-
-	mu      sync.Mutex
-	servers []*http.Server
-	closed  bool
+	mu       sync.Mutex
+	servers  []*http.Server
+	tconns   map[*tunnelConn]struct{}
+	twg      sync.WaitGroup // one per tunnel being served
+	closed   bool
+	draining atomic.Bool // Shutdown has begun: tunnels end after their response
 
 	phMu  sync.Mutex          // serialises placeholder registration and index builds
 	extra map[string][]string // registered placeholders by secret
@@ -190,17 +189,7 @@ func New(cfg Config) (*Server, error) {
 		return r, s.exchangePlain(r)
 	})
 
-	s.tunnels = newTunnelListener()
-	s.inner = &http.Server{
-		Handler:           http.HandlerFunc(s.serveTunnel),
-		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
-		IdleTimeout:       s.limits.IdleTimeout,
-		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
-		ErrorLog:          log.New(io.Discard, "", 0),
-		ConnContext:       s.tunnelContext,
-		ConnState:         s.tunnelState,
-	}
-	go s.inner.Serve(s.tunnels) //nolint:errcheck // returns ErrServerClosed on Shutdown
+	s.tconns = map[*tunnelConn]struct{}{}
 	return s, nil
 }
 
@@ -268,9 +257,11 @@ func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	servers := append([]*http.Server{s.inner}, s.servers...)
+	servers := s.servers
 	s.mu.Unlock()
-	errs := make([]error, len(servers))
+	s.draining.Store(true)
+	s.closeTunnels(true)
+	errs := make([]error, len(servers)+1)
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		wg.Add(1)
@@ -279,6 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs[i] = srv.Shutdown(ctx)
 		}()
 	}
+	errs[len(servers)] = s.waitTunnels(ctx)
 	wg.Wait()
 	s.public.closeIdle()
 	s.private.closeIdle()
@@ -289,11 +281,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	servers := append([]*http.Server{s.inner}, s.servers...)
+	servers := s.servers
 	s.mu.Unlock()
+	s.draining.Store(true)
 	for _, srv := range servers {
 		srv.Close()
 	}
+	s.closeTunnels(false)
 	s.public.closeIdle()
 	s.private.closeIdle()
 	return nil

@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readResponse reads one response from a tunnel and its whole body.
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// A second request sent while the first is still being answered (long
+// enough for the connection to be watched) is served, whole, after it.
+func TestPipelinedRequestWhileWatched(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(4 * watchAfter)
+		}
+		upstreamHandler(w, r)
+	}))
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(tc, "GET /slow HTTP/1.1\r\nHost: open.example.com\r\n\r\nGET /fast HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	br := bufio.NewReader(tc)
+	for _, path := range []string{"/slow", "/fast"} {
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || !strings.Contains(body, "path="+path) {
+			t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// A refused request's small body is read and discarded, so the client
+// keeps its connection; a large one closes the connection after the
+// refusal, which still arrives whole.
+func TestRefusedBodyAndTheConnection(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	for _, tt := range []struct {
+		size int
+		keep bool
+	}{{10 << 10, true}, {4 << 20, false}} {
+		tc := h.tunnel(t, "api.example.com")
+		tc.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			fmt.Fprintf(tc, "POST /v2/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\n", tt.size)
+			tc.Write(make([]byte, tt.size)) //nolint:errcheck // fails once the proxy closes
+		}()
+		br := bufio.NewReader(tc)
+		resp, body := readResponse(t, br, "POST")
+		if resp.StatusCode != 403 || resp.Header.Get("X-Tokrun-Reason") != "path_not_allowed" {
+			t.Fatalf("%d bytes: %d %q", tt.size, resp.StatusCode, body)
+		}
+		if resp.Close == tt.keep {
+			t.Errorf("%d bytes: Connection: close is %v", tt.size, resp.Close)
+		}
+		if tt.keep {
+			io.WriteString(tc, "GET /v1/models HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+			if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !strings.Contains(body, "auth=\"INJECTED\"") {
+				t.Errorf("the next request on the connection: %d %q", resp.StatusCode, body)
+			}
+		}
+		tc.Close()
+	}
+}
+
+// An HTTP/1.0 client gets a response it can frame: a streamed body of
+// unknown length ends with the connection, never in chunks.
+func TestHTTP10ClientInsideTunnel(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "part one, ")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two")
+	}))
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(tc, "GET /stream HTTP/1.0\r\nHost: open.example.com\r\n\r\n")
+	raw, err := io.ReadAll(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	if !strings.HasPrefix(head, "HTTP/1.1 200 ") || strings.Contains(strings.ToLower(head), "chunked") || body != "part one, part two" {
+		t.Fatalf("response:\n%s", raw)
+	}
+}
+
+// A request the proxy cannot parse is refused with a reason and recorded.
+func TestMalformedRequestInsideTunnel(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	for _, tt := range []struct{ name, req, why string }{
+		{"garbage", "NOT A REQUEST\r\n\r\n", "malformed request"},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", "missing Host header"},
+		{"bad header", "GET / HTTP/1.1\r\nHost: open.example.com\r\nX-Bad: a\x01b\r\n\r\n", ""},
+		{"expect", "PUT / HTTP/1.1\r\nHost: open.example.com\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", "only Expect: 100-continue"},
+		{"http2", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "only HTTP/1.x"},
+	} {
+		tc := h.tunnel(t, "open.example.com")
+		tc.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(tc, tt.req)
+		resp, body := readResponse(t, bufio.NewReader(tc), "GET")
+		tc.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("X-Tokrun-Reason") != "bad_request" || !strings.Contains(body, tt.why) {
+			t.Errorf("%s: %d %q", tt.name, resp.StatusCode, body)
+		}
+	}
+	if h.dials.Load() != 0 {
+		t.Error("a malformed request reached the upstream")
+	}
+	h.waitAudit(t, `"reason":"bad_request"`)
+}
+
+// Shutdown closes idle tunnels at once and lets one with a request in
+// flight finish its response, then close.
+func TestShutdownDrainsTunnels(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(arrived)
+			<-release
+		}
+		upstreamHandler(w, r)
+	}))
+	idle := h.tunnel(t, "open.example.com")
+	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(20 * time.Second))
+	idleBR := bufio.NewReader(idle)
+	io.WriteString(idle, "GET /first HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	readResponse(t, idleBR, "GET")
+
+	busy := h.tunnel(t, "open.example.com")
+	defer busy.Close()
+	busy.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	<-arrived
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.srv.Shutdown(context.Background()) }()
+	if _, err := idleBR.ReadByte(); err == nil {
+		t.Error("the idle tunnel sent something after Shutdown")
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned with a request in flight: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	br := bufio.NewReader(busy)
+	resp, body := readResponse(t, br, "GET")
+	if resp.StatusCode != 200 || !strings.Contains(body, "path=/slow") || !resp.Close {
+		t.Errorf("in-flight request: %d close=%v %q", resp.StatusCode, resp.Close, body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the drained tunnel stayed open")
+	}
+}
