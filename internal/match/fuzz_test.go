@@ -1,6 +1,8 @@
 package match
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,6 +80,49 @@ func FuzzFastHost(f *testing.F) {
 		slow, err := slowName(name, name)
 		if err != nil || slow != fast {
 			t.Fatalf("fastName(%q) = %q, slowName = %q, %v", name, fast, slow, err)
+		}
+	})
+}
+
+// A path the fast check finds normal is one the general path returns
+// unchanged, so skipping it changes nothing; and a path the general path
+// returns unchanged that the check turns away costs time, not safety.
+func FuzzNormalPath(f *testing.F) {
+	for _, s := range []string{"/", "/v1/chat/completions", "/a/", "//a", "/a/./b", "/a/../b", "/a/.", "/a/..", "/..;x", "/.;x", "/a..;/b",
+		"/%20", "/%2e", "/%2E", "/%2f", "/%5C", "/%00", "/%01", "/%7e", "/%7E", "/%3B", "/%3b", "/a%zz", "/a%2", "/a b", "/a\\b", "/caf\xc3\xa9", "/x;y=z/", "/...", "/.a/a./"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !isNormal(p) {
+			return
+		}
+		n, err := normalizePath(p)
+		if err != nil || n != p {
+			t.Fatalf("isNormal(%q), but normalizePath returns %q, %v", p, n, err)
+		}
+	})
+}
+
+// mayBeAddr never rules out an address netip.ParseAddr accepts.
+func FuzzMayBeAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "1.2.3", "api.example.com", "%x", "a:b", "1.2.3.4.", "", "1..2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := netip.ParseAddr(s); err == nil && !mayBeAddr(s) {
+			t.Fatalf("mayBeAddr(%q) is false, but ParseAddr accepts it", s)
+		}
+	})
+}
+
+// Glob matching splits a path as strings.Split does.
+func FuzzAppendSegments(f *testing.F) {
+	for _, s := range []string{"", "/", "a", "a/b", "a//b/", "//"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := appendSegments(nil, s), strings.Split(s, "/"); !slices.Equal(got, want) {
+			t.Fatalf("appendSegments(%q) = %q, want %q", s, got, want)
 		}
 	})
 }

@@ -45,7 +45,21 @@ func (g PathGlob) Match(p string) bool {
 	if g.segs == nil || p == "" || p[0] != '/' {
 		return false
 	}
-	return matchSegs(g.segs, strings.Split(p[1:], "/"), matchSegment)
+	var buf [32]string // enough for most paths, so that splitting does not allocate
+	return matchSegs(g.segs, appendSegments(buf[:0], p[1:]), matchSegment)
+}
+
+// appendSegments appends the "/"-separated segments of s to segs, as
+// strings.Split(s, "/") returns them.
+func appendSegments(segs []string, s string) []string {
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(segs, s)
+		}
+		segs = append(segs, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // matchSegs matches path segments against pattern segments, where "**"

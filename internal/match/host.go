@@ -46,11 +46,13 @@ func NormalizeHost(host string) (string, error) {
 		}
 		return canonicalAddr(addr), nil
 	}
-	if addr, err := netip.ParseAddr(host); err == nil {
-		if addr.Zone() != "" {
-			return "", fmt.Errorf("%w: IPv6 zone in %q", ErrHost, host)
+	if mayBeAddr(host) {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			if addr.Zone() != "" {
+				return "", fmt.Errorf("%w: IPv6 zone in %q", ErrHost, host)
+			}
+			return canonicalAddr(addr), nil
 		}
-		return canonicalAddr(addr), nil
 	}
 	if strings.ContainsAny(host, ":[]") {
 		return "", fmt.Errorf("%w: %q contains a port or stray brackets", ErrHost, host)
@@ -154,8 +156,27 @@ func allDigits(s string) bool {
 
 // IsIP reports whether a canonical host is an IP literal.
 func IsIP(host string) bool {
+	if !mayBeAddr(host) {
+		return false
+	}
 	_, err := netip.ParseAddr(host)
 	return err == nil
+}
+
+// mayBeAddr reports whether netip.ParseAddr could accept s: only an IPv6
+// form holds a ':', and an IPv4 form holds nothing but digits and dots.
+// It lets host names skip ParseAddr, whose error allocates; a fuzz test
+// checks that it never rules out an address ParseAddr accepts.
+func mayBeAddr(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // HostPattern is a compiled host pattern: an exact canonical host, or a
