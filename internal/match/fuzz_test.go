@@ -103,6 +103,40 @@ func FuzzNormalPath(f *testing.F) {
 	})
 }
 
+// A host that fastName accepts as it is gets the same answer from the
+// general path.
+func FuzzNormalizeFastHost(f *testing.F) {
+	for _, s := range []string{"api.openai.com", "API.Example.COM", "a.b.", "1.2.3.4", "1.2.3a", "::1", "a_b.example", "xn--bcher-kva.example", "x.123"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		fast, ok := fastName(host)
+		if !ok {
+			return
+		}
+		h, err := normalizeHost(host)
+		if err != nil || h != fast {
+			t.Fatalf("fastName(%q) = %q, normalizeHost = %q, %v", host, fast, h, err)
+		}
+	})
+}
+
+// A glob matched as a string matches what it matches segment by segment.
+func FuzzPathGlobShape(f *testing.F) {
+	for _, s := range [][2]string{{"/v1/**", "/v1"}, {"/v1/**", "/v1/"}, {"/v1/**", "/v1x"}, {"/**", "/"}, {"/a/b", "/a/b/"}, {"/", "/"}, {"/a/", "/a"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, p string) {
+		g, err := ParsePathGlob(pattern)
+		if err != nil || p == "" || p[0] != '/' {
+			return
+		}
+		if got, want := g.Match(p), matchSegs(g.segs, strings.Split(p[1:], "/"), matchSegment); got != want {
+			t.Fatalf("%q.Match(%q) = %v, segment by segment %v", pattern, p, got, want)
+		}
+	})
+}
+
 // mayBeAddr never rules out an address netip.ParseAddr accepts.
 func FuzzMayBeAddr(f *testing.F) {
 	for _, s := range []string{"127.0.0.1", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "1.2.3", "api.example.com", "%x", "a:b", "1.2.3.4.", "", "1..2"} {

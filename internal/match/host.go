@@ -29,6 +29,18 @@ var idnaProfile = idna.New(
 // NormalizeHost returns the canonical form of host, which must not carry a
 // port. Brackets around an IPv6 literal are accepted and removed.
 func NormalizeHost(host string) (string, error) {
+	// fastName accepts only plain ASCII names without a trailing dot, the
+	// common case: never an address, and nothing that the checks of
+	// normalizeHost refuse before they too end in fastName. A fuzz test
+	// checks that both agree.
+	if h, ok := fastName(host); ok {
+		return h, nil
+	}
+	return normalizeHost(host)
+}
+
+// normalizeHost is NormalizeHost for any host.
+func normalizeHost(host string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: empty host", ErrHost)
 	}
@@ -76,10 +88,11 @@ func fastName(name string) (string, bool) {
 	if len(name) == 0 || len(name) > maxHostLen {
 		return "", false
 	}
-	start, last := 0, ""
+	start, last, upper := 0, "", false
 	for i := 0; i <= len(name); i++ {
 		if i < len(name) && name[i] != '.' {
 			c := name[i]
+			upper = upper || c >= 'A' && c <= 'Z'
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return "", false
 			}
@@ -94,7 +107,10 @@ func fastName(name string) (string, bool) {
 	if allDigits(last) {
 		return "", false
 	}
-	return strings.ToLower(name), true
+	if upper {
+		return strings.ToLower(name), true
+	}
+	return name, true
 }
 
 // slowName canonicalises name with full IDNA processing.
