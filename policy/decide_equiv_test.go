@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tokrun/tokrun/internal/match"
 )
 
 // equivPolicy has rules of every shape that Decide treats differently:
@@ -169,6 +171,21 @@ func TestDecideMatchesReference(t *testing.T) {
 		}
 	}
 	t.Logf("decisions: %v", seen)
+}
+
+// loosePath, which returns most paths as they are, folds every path as
+// the reference does.
+func TestLoosePathMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 20000; i++ {
+		p, err := match.NormalizePath(equivPath(rng))
+		if err != nil {
+			continue
+		}
+		if got, want := loosePath(p), refLoosePath(p); got != want {
+			t.Fatalf("loosePath(%q) = %q, want %q", p, got, want)
+		}
+	}
 }
 
 // Decide and DecideHost return exactly what the reference

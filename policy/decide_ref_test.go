@@ -16,7 +16,9 @@ import (
 // were made fast: plain, allocating, and easy to check by eye. Rules are
 // found by scanning every rule instead of the host index. The
 // differential tests in decide_equiv_test.go require the real functions
-// to return exactly what these return, explanations included.
+// to return exactly what these return, explanations included. Hosts and
+// paths are normalised by package match, whose own tests hold its
+// shortcuts to its general paths.
 
 func refStart(req Request) (Decision, bool) {
 	d := Decision{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method, Path: req.Path}
