@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,34 @@ func TestBenchPolicyDecides(t *testing.T) {
 	d = p.Decide(Request{Scheme: "https", Host: "svc-999.example.com", Method: "POST", Path: "/admin/x"})
 	if d.Allow || d.Rule != "d1" {
 		t.Fatalf("%+v", d)
+	}
+}
+
+// BenchmarkDecideRequest reports the time and allocations of the
+// decisions a proxy makes most: an allowed request with a secret to
+// inject, one without, and the common denials.
+func BenchmarkDecideRequest(b *testing.B) {
+	p := mustLoad(b, filepath.Join(policyDir, "good", "full.yaml"))
+	for _, bc := range []struct {
+		name   string
+		req    Request
+		reason Reason
+	}{
+		{"allow-inject", Request{Scheme: "https", Host: "api.openai.com", Port: 443, Method: "POST", Path: "/v1/chat/completions"}, Allowed},
+		{"allow", Request{Scheme: "https", Host: "files.pythonhosted.org", Port: 443, Method: "GET", Path: "/packages/ab/cd/x-1.0.whl"}, Allowed},
+		{"allow-unnormalised", Request{Scheme: "https", Host: "API.OpenAI.com.", Port: 443, Method: "POST", Path: "/v1/./chat//%63ompletions"}, Allowed},
+		{"deny-host", Request{Scheme: "https", Host: "api.github.com", Port: 443, Method: "GET", Path: "/"}, HostNotAllowed},
+		{"deny-path", Request{Scheme: "https", Host: "api.openai.com", Port: 443, Method: "GET", Path: "/admin/users"}, PathNotAllowed},
+		{"deny-rule", Request{Scheme: "https", Host: "api.openai.com", Port: 443, Method: "GET", Path: "/v1/files/abc"}, DeniedByRule},
+	} {
+		if d := p.Decide(bc.req); d.Reason != bc.reason {
+			b.Fatalf("%s: decided %+v", bc.name, d)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Decide(bc.req)
+			}
+		})
 	}
 }

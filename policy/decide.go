@@ -139,7 +139,14 @@ func (p *Policy) Warnings() []Problem { return slices.Clone(p.warnings) }
 type hostIndex struct {
 	exact    map[string][]int
 	wildcard map[string][]int // key ".example.com"
+	// wildcardLen[n] is set when a wildcard key is n bytes long, so that
+	// candidates looks up only the suffixes that can be keys.
+	wildcardLen [maxWildcardKey + 1]bool
 }
+
+// maxWildcardKey bounds the length of a wildcard key: "." and a
+// canonical host name.
+const maxWildcardKey = 1 + 253
 
 func newHostIndex(rules []*Rule) hostIndex {
 	ix := hostIndex{exact: map[string][]int{}, wildcard: map[string][]int{}}
@@ -147,6 +154,7 @@ func newHostIndex(rules []*Rule) hostIndex {
 		if r.host.Wildcard() {
 			k := strings.TrimPrefix(r.Host, "*")
 			ix.wildcard[k] = append(ix.wildcard[k], i)
+			ix.wildcardLen[len(k)] = true
 		} else {
 			ix.exact[r.Host] = append(ix.exact[r.Host], i)
 		}
@@ -156,13 +164,14 @@ func newHostIndex(rules []*Rule) hostIndex {
 
 // candidates returns, in file order, the indexes of rules whose host
 // pattern matches the canonical host h.
-func (ix hostIndex) candidates(h string, buf []int) []int {
+func (ix *hostIndex) candidates(h string, buf []int) []int {
 	out := append(buf[:0], ix.exact[h]...)
-	if !match.IsIP(h) {
-		for i := 1; i < len(h); i++ {
-			if h[i] == '.' {
-				out = append(out, ix.wildcard[h[i:]]...)
-			}
+	if len(ix.wildcard) == 0 || match.IsIP(h) {
+		return out // in file order already
+	}
+	for i := 1; i < len(h); i++ {
+		if h[i] == '.' && len(h)-i <= maxWildcardKey && ix.wildcardLen[len(h)-i] {
+			out = append(out, ix.wildcard[h[i:]]...)
 		}
 	}
 	slices.Sort(out)
@@ -193,9 +202,15 @@ func start(req Request) (Decision, bool) {
 	return d, true
 }
 
-// deny returns d as a denial for reason r.
+// deny returns d as a denial for reason r, explained by a formatted
+// message.
 func (d Decision) deny(r Reason, format string, args ...any) Decision {
-	d.Allow, d.Reason, d.Explanation = false, r, fmt.Sprintf(format, args...)
+	return d.denied(r, fmt.Sprintf(format, args...))
+}
+
+// denied returns d as a denial for reason r, explained by why.
+func (d Decision) denied(r Reason, why string) Decision {
+	d.Allow, d.Reason, d.Explanation = false, r, why
 	return d
 }
 
@@ -234,7 +249,7 @@ func (p *Policy) Decide(req Request) Decision {
 	for _, i := range denyCands {
 		if r := p.deny[i]; r.denies(&c, loose) {
 			d.Rule = r.Name
-			return d.deny(DeniedByRule, "%s %s is refused by deny rule %s", method, target(&c), r.Name)
+			return d.denied(DeniedByRule, c.explain(" is refused by deny rule ", r.Name))
 		}
 	}
 	best, bestStage := (*Rule)(nil), stageHost
@@ -250,7 +265,7 @@ func (p *Policy) Decide(req Request) Decision {
 	}
 	denied := missed(d, best, bestStage, &c)
 	if p.learn {
-		return learnAllow(denied, method+" "+target(&c))
+		return learnAllow(denied, c.explain())
 	}
 	return denied
 }
@@ -261,15 +276,15 @@ func (p *Policy) Decide(req Request) Decision {
 func missed(d Decision, best *Rule, stage stage, c *canonical) Decision {
 	switch {
 	case best == nil:
-		return d.deny(HostNotAllowed, "no rule allows host %s; add a rule with host: %s", c.host, c.host)
+		return d.denied(HostNotAllowed, "no rule allows host "+c.host+"; add a rule with host: "+c.host)
 	case stage == stageScheme:
-		return d.deny(SchemeNotAllowed, "rule %s allows %s, not %s, for host %s", best.Name, best.Scheme, c.scheme, c.host)
+		return d.denied(SchemeNotAllowed, "rule "+best.Name+" allows "+best.Scheme+", not "+c.scheme+", for host "+c.host)
 	case stage == stagePort:
-		return d.deny(PortNotAllowed, "rule %s allows port %d, not %d, for host %s", best.Name, best.Port, c.port, c.host)
+		return d.denied(PortNotAllowed, "rule "+best.Name+" allows port "+strconv.Itoa(best.Port)+", not "+strconv.Itoa(c.port)+", for host "+c.host)
 	case stage == stageMethod:
-		return d.deny(MethodNotAllowed, "rule %s allows methods %s, not %s, for host %s", best.Name, strings.Join(best.Methods, ", "), c.method, c.host)
+		return d.denied(MethodNotAllowed, "rule "+best.Name+" allows methods "+strings.Join(best.Methods, ", ")+", not "+c.method+", for host "+c.host)
 	default:
-		return d.deny(PathNotAllowed, "rule %s allows paths %s, not %s, for host %s", best.Name, strings.Join(best.Paths, ", "), c.path, c.host)
+		return d.denied(PathNotAllowed, "rule "+best.Name+" allows paths "+strings.Join(best.Paths, ", ")+", not "+c.path+", for host "+c.host)
 	}
 }
 
@@ -301,7 +316,7 @@ func (p *Policy) DecideHost(req Request) Decision {
 	for _, i := range p.denyIdx.candidates(host, buf[:]) {
 		if r := p.deny[i]; len(r.Methods) == 0 && len(r.paths) == 0 && r.check(&c) == stageMatched {
 			d.Rule = r.Name
-			return d.deny(DeniedByRule, "%s is refused by deny rule %s", target(&c), r.Name)
+			return d.denied(DeniedByRule, c.explain(" is refused by deny rule ", r.Name))
 		}
 	}
 	best, bestStage := (*Rule)(nil), stageHost
@@ -316,7 +331,7 @@ func (p *Policy) DecideHost(req Request) Decision {
 		}
 		if s == stageMatched {
 			d.Allow, d.Reason, d.Rule = true, Allowed, r.Name
-			d.Explanation = fmt.Sprintf("%s may be reached under rule %s; each request is decided on its own", target(&c), r.Name)
+			d.Explanation = c.explain(" may be reached under rule ", r.Name, "; each request is decided on its own")
 			return d
 		}
 		if best == nil || s > bestStage {
@@ -325,7 +340,7 @@ func (p *Policy) DecideHost(req Request) Decision {
 	}
 	denied := missed(d, best, bestStage, &c)
 	if p.learn {
-		return learnAllow(denied, target(&c))
+		return learnAllow(denied, c.explain())
 	}
 	return denied
 }
@@ -336,16 +351,18 @@ func (p *Policy) DecideHost(req Request) Decision {
 // LearnRule instead of r, so that a Learner never ties it to r's secrets.
 func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	d.Rule = r.Name
-	now := time.Now
-	if p.now != nil {
-		now = p.now
+	var t time.Time
+	if len(r.Inject) > 0 {
+		t = p.clock()
+		if !p.learn {
+			d.Inject = make([]Injection, 0, len(r.Inject))
+		}
 	}
-	t := now()
 	for _, name := range r.Inject {
 		s := p.secrets[name]
 		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
 			if p.learn {
-				return learnAllow(d.deny(SecretNotBound, "rule %s matches, but %s", r.Name, bindingText(err)), c.method+" "+target(c))
+				return learnAllow(d.deny(SecretNotBound, "rule %s matches, but %s", r.Name, bindingText(err)), c.explain())
 			}
 			d.Reason = SecretNotBound
 			if errors.Is(err, sealing.ErrExpired) {
@@ -358,11 +375,10 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 		if p.learn {
 			continue
 		}
-		b := s.Sealed.Binding()
-		d.Inject = append(d.Inject, Injection{Name: name, Header: b.Header, Fingerprint: s.Sealed.Fingerprint(), Secret: s.Sealed})
+		d.Inject = append(d.Inject, Injection{Name: name, Header: s.header, Fingerprint: s.fingerprint, Secret: s.Sealed})
 	}
 	d.Allow, d.Reason, d.AllowPrivate = true, Allowed, r.AllowPrivate
-	d.Explanation = fmt.Sprintf("%s %s is allowed by rule %s", c.method, target(c), r.Name)
+	d.Explanation = c.explain(" is allowed by rule ", r.Name)
 	if p.learn && len(r.Inject) > 0 {
 		d.Explanation += fmt.Sprintf("; learn mode injects nothing (the rule injects %s)", strings.Join(r.Inject, ", "))
 	}
@@ -392,10 +408,45 @@ func (p *Policy) Rule(name string) *Rule {
 	return nil
 }
 
-func target(c *canonical) string {
-	h := c.host
-	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-		h = "[" + h + "]"
+// clock returns the time to check secrets' expiry against.
+func (p *Policy) clock() time.Time {
+	if p.now != nil {
+		return p.now()
 	}
-	return c.scheme + "://" + h + ":" + strconv.Itoa(c.port) + c.path
+	return time.Now()
+}
+
+// appendTarget appends the request as a URL without query to b.
+func (c *canonical) appendTarget(b []byte) []byte {
+	b = append(b, c.scheme...)
+	b = append(b, "://"...)
+	if strings.Contains(c.host, ":") && !strings.HasPrefix(c.host, "[") {
+		b = append(b, '[')
+		b = append(b, c.host...)
+		b = append(b, ']')
+	} else {
+		b = append(b, c.host...)
+	}
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(c.port), 10)
+	return append(b, c.path...)
+}
+
+// explain returns the request's method and target followed by after, the
+// start of most explanations: "POST https://host:443/path" + after, or
+// without the method before one is known (in DecideHost). It allocates
+// only the result, since every decision has an explanation, allowed ones
+// included.
+func (c *canonical) explain(after ...string) string {
+	var buf [256]byte
+	b := buf[:0]
+	if c.method != "" {
+		b = append(b, c.method...)
+		b = append(b, ' ')
+	}
+	b = c.appendTarget(b)
+	for _, s := range after {
+		b = append(b, s...)
+	}
+	return string(b)
 }

@@ -92,6 +92,9 @@ type Secret struct {
 	// it: the sealed token (ciphertext) or the sealed_file path. A Learner
 	// writes them back; neither holds the secret's value.
 	sealed, sealedFile string
+	// header and fingerprint are Sealed's, kept for Decide, which
+	// would otherwise work them out for every request.
+	header, fingerprint string
 }
 
 var (
@@ -352,6 +355,7 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 			b.warnf(tokenNode, sp, "expired at %s; requests that need it will be denied", na.Format(time.RFC3339))
 		}
 		s.Sealed = sec
+		s.header, s.fingerprint = sec.Binding().Header, sec.Fingerprint()
 		b.pol.secrets[name] = s
 		b.pol.secretOrder = append(b.pol.secretOrder, name)
 	}

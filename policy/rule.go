@@ -44,6 +44,9 @@ type Rule struct {
 // dots (IIS) in each segment. Deny rules match it too, so "/v1/ADMIN",
 // "/v1/admin;x=y" and "/v1/admin." cannot slip past a deny of "/v1/admin".
 func loosePath(p string) string {
+	if isLoose(p) {
+		return p
+	}
 	segs := strings.Split(p, "/")
 	for i, seg := range segs {
 		if j := strings.IndexByte(seg, ';'); j >= 0 {
@@ -55,6 +58,21 @@ func loosePath(p string) string {
 		segs[i] = lowerKeepEscapes(seg)
 	}
 	return strings.Join(segs, "/")
+}
+
+// isLoose reports whether loosePath would return p unchanged because it
+// has nothing to fold: no upper-case letter (escapes included), no ";" and
+// no segment ending in ".". TestLoosePathMatchesReference checks it.
+func isLoose(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c >= 'A' && c <= 'Z', c == ';':
+			return false
+		case c == '.' && (i+1 == len(p) || p[i+1] == '/'):
+			return false
+		}
+	}
+	return true
 }
 
 // lowerKeepEscapes lowercases s except the hex digits of %XX escapes,
@@ -75,22 +93,12 @@ func lowerKeepEscapes(s string) string {
 // denies reports whether deny rule r matches the request, in its exact
 // or loose form.
 func (r *Rule) denies(c *canonical, loose string) bool {
-	if r.check(c) == stageMatched {
+	s := r.check(c)
+	if s == stageMatched {
 		return true
 	}
-	if len(r.loosePaths) == 0 {
-		return false
-	}
-	lc := *c
-	lc.path = loose
-	return r.withPaths(r.loosePaths).check(&lc) == stageMatched
-}
-
-// withPaths returns a copy of r matching paths instead of its own.
-func (r *Rule) withPaths(paths []match.PathGlob) *Rule {
-	cp := *r
-	cp.paths = paths
-	return &cp
+	// Only the path can match loosely where it did not exactly.
+	return s == stagePath && len(r.loosePaths) > 0 && matchAny(r.loosePaths, loose)
 }
 
 // stage is how far a request got through a rule's conditions; it picks
@@ -118,8 +126,13 @@ func (r *Rule) check(req *canonical) stage {
 	if len(r.Methods) > 0 && !slices.Contains(r.Methods, req.method) {
 		return stageMethod
 	}
-	if len(r.paths) > 0 && !slices.ContainsFunc(r.paths, func(g match.PathGlob) bool { return g.Match(req.path) }) {
+	if len(r.paths) > 0 && !matchAny(r.paths, req.path) {
 		return stagePath
 	}
 	return stageMatched
+}
+
+// matchAny reports whether any of globs matches the normalised path p.
+func matchAny(globs []match.PathGlob, p string) bool {
+	return slices.ContainsFunc(globs, func(g match.PathGlob) bool { return g.Match(p) })
 }

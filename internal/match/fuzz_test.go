@@ -1,6 +1,8 @@
 package match
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,6 +80,83 @@ func FuzzFastHost(f *testing.F) {
 		slow, err := slowName(name, name)
 		if err != nil || slow != fast {
 			t.Fatalf("fastName(%q) = %q, slowName = %q, %v", name, fast, slow, err)
+		}
+	})
+}
+
+// A path the fast check finds normal is one the general path returns
+// unchanged, so skipping it changes nothing; and a path the general path
+// returns unchanged that the check turns away costs time, not safety.
+func FuzzNormalPath(f *testing.F) {
+	for _, s := range []string{"/", "/v1/chat/completions", "/a/", "//a", "/a/./b", "/a/../b", "/a/.", "/a/..", "/..;x", "/.;x", "/a..;/b",
+		"/%20", "/%2e", "/%2E", "/%2f", "/%5C", "/%00", "/%01", "/%7e", "/%7E", "/%3B", "/%3b", "/a%zz", "/a%2", "/a b", "/a\\b", "/caf\xc3\xa9", "/x;y=z/", "/...", "/.a/a./"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !isNormal(p) {
+			return
+		}
+		n, err := normalizePath(p)
+		if err != nil || n != p {
+			t.Fatalf("isNormal(%q), but normalizePath returns %q, %v", p, n, err)
+		}
+	})
+}
+
+// A host that fastName accepts as it is gets the same answer from the
+// general path.
+func FuzzNormalizeFastHost(f *testing.F) {
+	for _, s := range []string{"api.openai.com", "API.Example.COM", "a.b.", "1.2.3.4", "1.2.3a", "::1", "a_b.example", "xn--bcher-kva.example", "x.123"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		fast, ok := fastName(host)
+		if !ok {
+			return
+		}
+		h, err := normalizeHost(host)
+		if err != nil || h != fast {
+			t.Fatalf("fastName(%q) = %q, normalizeHost = %q, %v", host, fast, h, err)
+		}
+	})
+}
+
+// A glob matched as a string matches what it matches segment by segment.
+func FuzzPathGlobShape(f *testing.F) {
+	for _, s := range [][2]string{{"/v1/**", "/v1"}, {"/v1/**", "/v1/"}, {"/v1/**", "/v1x"}, {"/**", "/"}, {"/a/b", "/a/b/"}, {"/", "/"}, {"/a/", "/a"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, p string) {
+		g, err := ParsePathGlob(pattern)
+		if err != nil || p == "" || p[0] != '/' {
+			return
+		}
+		if got, want := g.Match(p), matchSegs(g.segs, strings.Split(p[1:], "/"), matchSegment); got != want {
+			t.Fatalf("%q.Match(%q) = %v, segment by segment %v", pattern, p, got, want)
+		}
+	})
+}
+
+// mayBeAddr never rules out an address netip.ParseAddr accepts.
+func FuzzMayBeAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "1.2.3", "api.example.com", "%x", "a:b", "1.2.3.4.", "", "1..2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := netip.ParseAddr(s); err == nil && !mayBeAddr(s) {
+			t.Fatalf("mayBeAddr(%q) is false, but ParseAddr accepts it", s)
+		}
+	})
+}
+
+// Glob matching splits a path as strings.Split does.
+func FuzzAppendSegments(f *testing.F) {
+	for _, s := range []string{"", "/", "a", "a/b", "a//b/", "//"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := appendSegments(nil, s), strings.Split(s, "/"); !slices.Equal(got, want) {
+			t.Fatalf("appendSegments(%q) = %q, want %q", s, got, want)
 		}
 	})
 }

@@ -9,7 +9,20 @@ import (
 type PathGlob struct {
 	src  string
 	segs []string // "**" is the any-depth wildcard; others may hold "*"
+	// shape lets Match compare the most common patterns as strings,
+	// without splitting the path: "/v1/models" and "/v1/**".
+	shape globShape
+	// dir, for a globUnder pattern, is the pattern without its "**".
+	dir string
 }
+
+type globShape int
+
+const (
+	globAny   globShape = iota // matched segment by segment
+	globExact                  // no "*": the path must be the pattern
+	globUnder                  // no "*" but a final "**": the path must be dir or under it
+)
 
 // ParsePathGlob compiles a path pattern such as "/v1/**" or
 // "/repos/*/issues". The pattern must be in normalised form (see
@@ -34,7 +47,15 @@ func ParsePathGlob(pattern string) (PathGlob, error) {
 			return PathGlob{}, fmt.Errorf("%w: pattern %q: \"**\" must be a whole segment", ErrPath, pattern)
 		}
 	}
-	return PathGlob{src: pattern, segs: segs}, nil
+	g := PathGlob{src: pattern, segs: segs}
+	dir, under := strings.CutSuffix(pattern, "**")
+	switch {
+	case !strings.Contains(pattern, "*"):
+		g.shape = globExact
+	case under && !strings.Contains(dir, "*"):
+		g.shape, g.dir = globUnder, dir
+	}
+	return g, nil
 }
 
 // String returns the pattern as written.
@@ -45,7 +66,29 @@ func (g PathGlob) Match(p string) bool {
 	if g.segs == nil || p == "" || p[0] != '/' {
 		return false
 	}
-	return matchSegs(g.segs, strings.Split(p[1:], "/"), matchSegment)
+	switch g.shape {
+	case globExact:
+		return p == g.src
+	case globUnder:
+		// "**" matches zero or more segments: "/v1/**" matches "/v1",
+		// "/v1/" and anything that starts with "/v1/".
+		return p == g.dir[:len(g.dir)-1] || strings.HasPrefix(p, g.dir)
+	}
+	var buf [32]string // enough for most paths, so that splitting does not allocate
+	return matchSegs(g.segs, appendSegments(buf[:0], p[1:]), matchSegment)
+}
+
+// appendSegments appends the "/"-separated segments of s to segs, as
+// strings.Split(s, "/") returns them.
+func appendSegments(segs []string, s string) []string {
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(segs, s)
+		}
+		segs = append(segs, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // matchSegs matches path segments against pattern segments, where "**"

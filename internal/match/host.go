@@ -29,6 +29,18 @@ var idnaProfile = idna.New(
 // NormalizeHost returns the canonical form of host, which must not carry a
 // port. Brackets around an IPv6 literal are accepted and removed.
 func NormalizeHost(host string) (string, error) {
+	// fastName accepts only plain ASCII names without a trailing dot, the
+	// common case: never an address, and nothing that the checks of
+	// normalizeHost refuse before they too end in fastName. A fuzz test
+	// checks that both agree.
+	if h, ok := fastName(host); ok {
+		return h, nil
+	}
+	return normalizeHost(host)
+}
+
+// normalizeHost is NormalizeHost for any host.
+func normalizeHost(host string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: empty host", ErrHost)
 	}
@@ -46,11 +58,13 @@ func NormalizeHost(host string) (string, error) {
 		}
 		return canonicalAddr(addr), nil
 	}
-	if addr, err := netip.ParseAddr(host); err == nil {
-		if addr.Zone() != "" {
-			return "", fmt.Errorf("%w: IPv6 zone in %q", ErrHost, host)
+	if mayBeAddr(host) {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			if addr.Zone() != "" {
+				return "", fmt.Errorf("%w: IPv6 zone in %q", ErrHost, host)
+			}
+			return canonicalAddr(addr), nil
 		}
-		return canonicalAddr(addr), nil
 	}
 	if strings.ContainsAny(host, ":[]") {
 		return "", fmt.Errorf("%w: %q contains a port or stray brackets", ErrHost, host)
@@ -74,10 +88,11 @@ func fastName(name string) (string, bool) {
 	if len(name) == 0 || len(name) > maxHostLen {
 		return "", false
 	}
-	start, last := 0, ""
+	start, last, upper := 0, "", false
 	for i := 0; i <= len(name); i++ {
 		if i < len(name) && name[i] != '.' {
 			c := name[i]
+			upper = upper || c >= 'A' && c <= 'Z'
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return "", false
 			}
@@ -92,7 +107,10 @@ func fastName(name string) (string, bool) {
 	if allDigits(last) {
 		return "", false
 	}
-	return strings.ToLower(name), true
+	if upper {
+		return strings.ToLower(name), true
+	}
+	return name, true
 }
 
 // slowName canonicalises name with full IDNA processing.
@@ -154,8 +172,27 @@ func allDigits(s string) bool {
 
 // IsIP reports whether a canonical host is an IP literal.
 func IsIP(host string) bool {
+	if !mayBeAddr(host) {
+		return false
+	}
 	_, err := netip.ParseAddr(host)
 	return err == nil
+}
+
+// mayBeAddr reports whether netip.ParseAddr could accept s: only an IPv6
+// form holds a ':', and an IPv4 form holds nothing but digits and dots.
+// It lets host names skip ParseAddr, whose error allocates; a fuzz test
+// checks that it never rules out an address ParseAddr accepts.
+func mayBeAddr(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // HostPattern is a compiled host pattern: an exact canonical host, or a

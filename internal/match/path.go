@@ -28,6 +28,58 @@ const maxPathLen = 8 << 10
 // some servers read as a dot-segment, and malformed percent-encodings.
 // NormalizePath is idempotent.
 func NormalizePath(p string) (string, error) {
+	if isNormal(p) {
+		return p, nil
+	}
+	return normalizePath(p)
+}
+
+// isNormal reports whether p is already in the form NormalizePath returns,
+// so that it can be returned as is without allocating: it starts with "/",
+// holds only bytes that stay raw and escapes that stay as written, and has
+// no repeated "/", no "." or ".." segment and no segment NormalizePath
+// refuses. A fuzz test checks that normalizePath returns such a p
+// unchanged.
+func isNormal(p string) bool {
+	if p == "" || p[0] != '/' || len(p) > maxPathLen {
+		return false
+	}
+	start := 1 // of the current segment
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			switch c := p[i]; {
+			case c == '%':
+				if !isNormalEscape(p[i:]) {
+					return false
+				}
+				i += 2
+			case !isPathChar(c):
+				return false
+			}
+			continue
+		}
+		seg := p[start:i]
+		if seg == "" && i < len(p) || seg == "." || seg == ".." || strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// isNormalEscape reports whether s starts with a percent-encoding that
+// NormalizePath keeps as written: upper-case hex digits of a byte that is
+// neither unreserved nor refused.
+func isNormalEscape(s string) bool {
+	if len(s) < 3 || !isUpperHex(s[1]) || !isUpperHex(s[2]) {
+		return false
+	}
+	d := unhex(s[1])<<4 | unhex(s[2])
+	return d != '/' && d != '\\' && d != 0 && !isUnreserved(d)
+}
+
+// normalizePath is NormalizePath for a path that is not already normal.
+func normalizePath(p string) (string, error) {
 	if p == "" {
 		return "/", nil
 	}
@@ -112,6 +164,10 @@ func removeDotSegments(p string) (string, error) {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isUpperHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'F'
 }
 
 func unhex(c byte) byte {
