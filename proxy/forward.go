@@ -93,12 +93,12 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	// connections.
 	upgrade := isWebSocketUpgrade(r.Header)
 	u := &url.URL{Scheme: d.Scheme, Host: authority(d.Host, d.Port, d.Scheme), Opaque: d.Path, RawQuery: r.URL.RawQuery}
-	out := (&http.Request{
+	out := &http.Request{
 		Method: d.Method, URL: u, Host: u.Host, Header: r.Header,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: http.NoBody, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		Trailer: r.Trailer,
-	}).WithContext(t.context(r))
+	}
 	stripHopByHop(out.Header)
 	if upgrade {
 		out.Header.Set("Connection", "Upgrade")
@@ -154,7 +154,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		up = s.private
 	}
 	sent := s.cfg.Now()
-	resp, err := up.roundTrip(out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
+	resp, err := up.roundTrip(t.context(r), out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
 	if trip != nil && trip.hit.Load() != nil {
 		if err == nil {
 			resp.Body.Close()

@@ -65,20 +65,23 @@ func newUpstream(dial func(context.Context, string, string) (net.Conn, error), c
 }
 
 // roundTrip sends req to k and returns the response, whose body must be
-// closed. A request without a body that failed on a pooled connection
-// before anything came back is sent again, on another connection, if it
-// is safe to repeat (as net/http's Transport does).
-func (u *upstream) roundTrip(req *http.Request, k upKey) (*http.Response, error) {
+// closed; ctx ending ends the exchange. A request without a body that
+// failed on a pooled connection before anything came back is sent again,
+// on another connection, if it is safe to repeat (as net/http's Transport
+// does). Only a request that could not be sent again pays for a check
+// that its pooled connection is still open.
+func (u *upstream) roundTrip(ctx context.Context, req *http.Request, k upKey) (*http.Response, error) {
+	again := replayable(req)
 	for {
-		pc, err := u.get(req.Context(), k)
+		pc, err := u.get(ctx, k, !again)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.roundTrip(req)
+		resp, err := pc.roundTrip(ctx, req)
 		if err == nil {
 			return resp, nil
 		}
-		if !pc.reused || !errors.Is(err, errNothingReceived) || !replayable(req) {
+		if !pc.reused || !errors.Is(err, errNothingReceived) || !again {
 			return nil, err
 		}
 	}
@@ -99,8 +102,10 @@ func replayable(req *http.Request) bool {
 	return a || b
 }
 
-// get returns a live pooled connection to k, or dials one.
-func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
+// get returns a pooled connection to k, or dials one. A pooled
+// connection is checked to be still open (a system call) when check is
+// set; otherwise only what is known without asking the kernel is.
+func (u *upstream) get(ctx context.Context, k upKey, check bool) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		list := u.idle[k]
@@ -114,7 +119,7 @@ func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
 		u.nidle--
 		pc.timer.Stop()
 		u.mu.Unlock()
-		if pc.alive() {
+		if pc.usable() && (!check || socketQuiet(pc.raw)) {
 			pc.reused = true
 			return pc, nil
 		}
@@ -232,10 +237,10 @@ func (pc *upConn) close() {
 
 // roundTrip writes req and reads the response headers. Interim (1xx)
 // responses other than 101 are skipped.
-func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
+func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	// A client that goes away ends the exchange, as with net/http's
 	// Transport: the connection is closed, which fails any read or write.
-	stop := context.AfterFunc(req.Context(), pc.close)
+	stop := context.AfterFunc(ctx, pc.close)
 	pc.headerRead = false
 	var wrote chan error
 	if req.Body != nil && req.Body != http.NoBody {
@@ -313,11 +318,12 @@ func (pc *upConn) write(req *http.Request, wrote chan<- error) {
 	wrote <- err
 }
 
-// alive reports whether a pooled connection can carry another request:
-// nothing is buffered, and the upstream has neither closed it nor sent
-// anything unasked.
-func (pc *upConn) alive() bool {
-	return pc.br.Buffered() == 0 && !pc.closed.Load() && socketQuiet(pc.raw)
+// usable reports whether a pooled connection can carry another request
+// as far as the proxy knows: it is open and nothing unasked is buffered.
+// socketQuiet asks the kernel whether the upstream has closed it or sent
+// anything since.
+func (pc *upConn) usable() bool {
+	return pc.br.Buffered() == 0 && !pc.closed.Load()
 }
 
 // upBody is a response body. When it has been read to the end, its

@@ -30,6 +30,25 @@ func TestClosedPooledConnectionIsNotUsed(t *testing.T) {
 	}
 }
 
+// A request that may be sent twice takes a pooled connection without
+// asking the kernel whether it is still open; when the upstream had
+// closed it, the request is sent again on a new connection.
+func TestClosedPooledConnectionRetriesReplayable(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	c := h.client()
+	for i, path := range []string{"/a", "/b", "/c"} {
+		if i > 0 {
+			h.upstream.CloseClientConnections()
+		}
+		if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com"+path, nil)); status != 200 || !strings.Contains(body, "path="+path) {
+			t.Fatalf("%s: status %d: %s", path, status, body)
+		}
+	}
+	if n := h.dials.Load(); n != 3 {
+		t.Fatalf("%d dials, want 3", n)
+	}
+}
+
 // An upstream that answers "Connection: close" does not get the next
 // request on that connection.
 func TestUpstreamConnectionCloseIsHonoured(t *testing.T) {
