@@ -63,8 +63,9 @@ type tunnelConn struct {
 	in    tunnelReader
 	br    *bufio.Reader
 	bw    *bufio.Writer
-	tls   *tls.ConnectionState
-	state atomic.Int32
+	tls    *tls.ConnectionState
+	remote string // the client's address
+	state  atomic.Int32
 
 	// mu guards what the goroutine reading a request body (to send it
 	// upstream) and the watch share with the serving goroutine.
@@ -126,7 +127,7 @@ func (s *Server) intercept(conn net.Conn, t *tunnel) {
 		// says; a different SNI is refused per request with 421.
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cfg.CA.Leaf(t.host) },
 	}
-	c := &tunnelConn{s: s, t: t, raw: conn, tc: tls.Server(conn, cfg)}
+	c := &tunnelConn{s: s, t: t, raw: conn, tc: tls.Server(conn, cfg), remote: conn.RemoteAddr().String()}
 	if !s.track(c) {
 		conn.Close()
 		return
@@ -233,7 +234,7 @@ func (c *tunnelConn) readRequest() (*http.Request, policy.Reason, string) {
 		}
 	}
 	req.TLS = c.tls
-	req.RemoteAddr = c.raw.RemoteAddr().String()
+	req.RemoteAddr = c.remote
 	if e := req.Header.Get("Expect"); e != "" && !(strings.EqualFold(e, "100-continue") && req.ProtoAtLeast(1, 1)) {
 		return nil, ReasonBadRequest, "only Expect: 100-continue is supported"
 	}

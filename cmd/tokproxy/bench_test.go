@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/elazarl/goproxy"
 
 	"github.com/tokrun/tokrun/internal/syncbuf"
 
@@ -108,15 +112,42 @@ func BenchmarkDaemon(b *testing.B) {
 	proxyRoots, upRoots := x509.NewCertPool(), x509.NewCertPool()
 	proxyRoots.AppendCertsFromPEM(caPEM)
 	upRoots.AddCert(up.Certificate())
+	gpRoots := x509.NewCertPool()
+	gpRoots.AddCert(goproxy.GoproxyCa.Leaf)
 	target := up.URL + "/v1/x"
 
-	// The baseline a proxy process cannot beat: a blind TCP relay in its
-	// own process (this test binary, re-executed), with TLS end to end.
-	relayAddr := freeLoopback(b)
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The reference: plain goproxy MITM in its own process.
+	gpAddr := freeLoopback(b)
+	gpCmd := exec.Command(exe)
+	gpCmd.Env = []string{"TOKRUN_BENCH_GOPROXY=" + gpAddr + "," + filepath.Join(dir, "upstream.pem")}
+	if err := gpCmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		gpCmd.Process.Kill()
+		gpCmd.Wait()
+	}()
+	waitListening(b, gpAddr)
+
+	minAddr := freeLoopback(b)
+	minCmd := exec.Command(exe)
+	minCmd.Env = []string{"TOKRUN_BENCH_MINIMAL=" + minAddr + "," + up.Listener.Addr().String()}
+	if err := minCmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		minCmd.Process.Kill()
+		minCmd.Wait()
+	}()
+	waitListening(b, minAddr)
+
+	// The baseline a proxy process cannot beat: a blind TCP relay in its
+	// own process (this test binary, re-executed), with TLS end to end.
+	relayAddr := freeLoopback(b)
 	relay := exec.Command(exe)
 	relay.Env = []string{"TOKRUN_BENCH_RELAY=" + relayAddr + "," + up.Listener.Addr().String()}
 	if err := relay.Start(); err != nil {
@@ -144,6 +175,16 @@ func BenchmarkDaemon(b *testing.B) {
 				TLSClientConfig:     &tls.Config{RootCAs: proxyRoots},
 				MaxIdleConnsPerHost: c,
 			}}
+			plain := &http.Client{Transport: &http.Transport{
+				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: gpAddr}),
+				TLSClientConfig:     &tls.Config{RootCAs: gpRoots},
+				MaxIdleConnsPerHost: c,
+			}}
+			minimal := &http.Client{Transport: &http.Transport{
+				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: minAddr}),
+				TLSClientConfig:     &tls.Config{RootCAs: upRoots},
+				MaxIdleConnsPerHost: c,
+			}}
 			run := func(cl *http.Client, n int) loadtest.Result {
 				r, err := loadtest.Run(cl, target, n, c)
 				if err != nil {
@@ -154,22 +195,39 @@ func BenchmarkDaemon(b *testing.B) {
 			run(direct, 50)
 			run(relayed, 50)
 			run(proxied, 50)
-			var cmp, relayCmp loadtest.Comparison
-			var daemonCPU time.Duration
+			run(plain, 50)
+			var cmp, relayCmp, gpCmp, minCmp loadtest.Comparison
+			var minCPU time.Duration
+			var daemonCPU, relayCPU, gpCPU time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d := run(direct, 200*c)
+				rcpu0 := processCPU(relay.Process.Pid)
 				r := run(relayed, 200*c)
+				relayCPU += processCPU(relay.Process.Pid) - rcpu0
 				cpu0 := processCPU(cmd.Process.Pid)
 				p := run(proxied, 200*c)
 				daemonCPU += processCPU(cmd.Process.Pid) - cpu0
 				cmp.Add(d, p)
+				m0 := processCPU(minCmd.Process.Pid)
+				minCmp.Add(d, run(minimal, 200*c))
+				minCPU += processCPU(minCmd.Process.Pid) - m0
+				g0 := processCPU(gpCmd.Process.Pid)
+				gpCmp.Add(d, run(plain, 200*c))
+				gpCPU += processCPU(gpCmd.Process.Pid) - g0
 				relayCmp.Add(d, r)
 			}
 			b.StopTimer()
+			b.ReportMetric(minCmp.Ratio(), "minimal-ratio")
+			b.ReportMetric(float64(minCmp.Added(0.5).Microseconds()), "minimal-added-p50-µs")
+			b.ReportMetric(float64(minCPU.Microseconds())/float64(cmp.Requests), "minimal-cpu-µs/req")
+			b.ReportMetric(gpCmp.Ratio(), "goproxy-ratio")
+			b.ReportMetric(float64(gpCPU.Microseconds())/float64(cmp.Requests), "goproxy-cpu-µs/req")
+			b.ReportMetric(float64(gpCmp.Added(0.5).Microseconds()), "goproxy-added-p50-µs")
 			b.ReportMetric(relayCmp.Ratio(), "relay-ratio")
 			b.ReportMetric(float64(relayCmp.Added(0.5).Microseconds()), "relay-added-p50-µs")
 			b.ReportMetric(float64(daemonCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
+			b.ReportMetric(float64(relayCPU.Microseconds())/float64(cmp.Requests), "relay-cpu-µs/req")
 			dr, pr := cmp.Throughput()
 			b.ReportMetric(dr, "direct-req/s")
 			b.ReportMetric(pr, "proxy-req/s")
@@ -228,6 +286,26 @@ func relayMain(addrs string) {
 	}
 }
 
+// goproxyMain runs plain goproxy with MITM of every CONNECT, its
+// built-in CA and otherwise default settings, on "LISTEN,UPSTREAM-CA-FILE",
+// until killed: the reference the issue measured tokproxy against.
+func goproxyMain(args string) {
+	listen, caFile, _ := strings.Cut(args, ",")
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = log.New(io.Discard, "", 0)
+	gp.Tr = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxIdleConnsPerHost: 64}
+	gp.OnRequest().HandleConnect(goproxy.AlwaysMitm)
+	fmt.Fprintln(os.Stderr, http.ListenAndServe(listen, gp))
+	os.Exit(1)
+}
+
 func freeLoopback(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -248,5 +326,66 @@ func waitListening(b *testing.B, addr string) {
 			b.Fatalf("nothing listens on %s", addr)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// minimalMain runs the least an intercepting proxy process can do, on
+// "LISTEN,UPSTREAM": answer CONNECT, terminate TLS (with the upstream
+// test server's own certificate), and relay each request and response,
+// parsed and written again, over one upstream connection per tunnel, with
+// no policy, limits, audit or scrubbing. It bounds what any MITM process
+// can reach on this machine.
+func minimalMain(args string) {
+	listen, upAddr, _ := strings.Cut(args, ",")
+	tmp := httptest.NewUnstartedServer(http.NotFoundHandler())
+	tmp.StartTLS()
+	cert := tmp.TLS.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(tmp.Certificate())
+	tmp.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		go minimalTunnel(c, cert, roots, upAddr)
+	}
+}
+
+func minimalTunnel(c net.Conn, cert tls.Certificate, roots *x509.CertPool, upAddr string) {
+	defer c.Close()
+	if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+		return
+	}
+	io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+	tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+	u, err := tls.Dial("tcp", upAddr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	cbr, cbw := bufio.NewReader(tc), bufio.NewWriter(tc)
+	ubr, ubw := bufio.NewReader(u), bufio.NewWriter(u)
+	for {
+		req, err := http.ReadRequest(cbr)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer x")
+		if err := req.Write(ubw); err != nil || ubw.Flush() != nil {
+			return
+		}
+		resp, err := http.ReadResponse(ubr, req)
+		if err != nil {
+			return
+		}
+		if err := resp.Write(cbw); err != nil || cbw.Flush() != nil {
+			return
+		}
 	}
 }

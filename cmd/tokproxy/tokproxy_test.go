@@ -22,6 +22,14 @@ func TestMain(m *testing.M) {
 		relayMain(addrs) // BenchmarkDaemon's baseline: a blind TCP relay process
 		return
 	}
+	if args := os.Getenv("TOKRUN_BENCH_MINIMAL"); args != "" {
+		minimalMain(args)
+		return
+	}
+	if args := os.Getenv("TOKRUN_BENCH_GOPROXY"); args != "" {
+		goproxyMain(args) // BenchmarkDaemon's reference: plain goproxy MITM
+		return
+	}
 	testscript.Main(m, map[string]func(){"tokproxy": testProgram})
 }
 
