@@ -56,13 +56,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // tunnelConn is one intercepted tunnel: the TLS server side of a client's
 // connection.
 type tunnelConn struct {
-	s     *Server
-	t     *tunnel
-	raw   net.Conn
-	tc    *tls.Conn
-	in    tunnelReader
-	br    *bufio.Reader
-	bw    *bufio.Writer
+	s      *Server
+	t      *tunnel
+	raw    net.Conn
+	tc     *tls.Conn
+	in     tunnelReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
 	tls    *tls.ConnectionState
 	remote string // the client's address
 	state  atomic.Int32
