@@ -393,11 +393,23 @@ func (s *Server) relayUpgrade(w http.ResponseWriter, resp *http.Response) {
 	go func() {
 		defer wg.Done()
 		io.Copy(up, brw) //nolint:errcheck
-		up.Close()
+		upgradedConn(up).Close()
 	}()
 	io.Copy(conn, up) //nolint:errcheck
 	conn.Close()
 	wg.Wait()
+}
+
+// upgradedConn returns what closes the upstream connection of an upgraded
+// response body without finishing the body: the goroutine relaying the
+// client's frames uses it to end the relay, while the body's reader still
+// counts what it read (the audit record is written once, when the body
+// itself is closed).
+func upgradedConn(body io.ReadWriteCloser) io.Closer {
+	if ab, ok := body.(*auditedBody); ok {
+		return ab.rc
+	}
+	return body
 }
 
 // peekBody is how much of a request body is scanned for placeholders

@@ -592,7 +592,7 @@ func (c *tunnelConn) relayUpgrade(resp *http.Response) {
 	go func() {
 		defer close(done)
 		io.Copy(up, c.br) //nolint:errcheck // either side closing ends the relay
-		up.Close()
+		upgradedConn(up).Close()
 	}()
 	io.Copy(c.tc, up) //nolint:errcheck
 	c.raw.Close()
