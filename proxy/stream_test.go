@@ -152,8 +152,8 @@ func TestOversizedHeadersRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("X-Tokrun-Reason") != "headers_too_large" {
+		t.Fatalf("status %d reason %q", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
 	}
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
