@@ -105,6 +105,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		out.Header.Set("Upgrade", "websocket")
 	}
 	out.Trailer = nil // trailers are neither scanned nor needed: never forwarded
+	if upgrade && r.Body != nil && r.Body != http.NoBody {
+		// A WebSocket handshake has no content; after the switch, the
+		// connection carries frames, and a body would be read twice.
+		return s.refuse(r, t, ReasonBadRequest, d.Rule, "a WebSocket upgrade request cannot carry a body")
+	}
 	if len(d.Inject) > 0 && upgrade {
 		// Frames after a protocol switch cannot be scrubbed.
 		return s.refuse(r, t, ReasonUpgradeWithSecret, d.Rule, "rule "+d.Rule+" injects a secret, and WebSocket traffic cannot be scanned for it; use a rule without secrets for WebSocket endpoints")

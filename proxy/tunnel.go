@@ -137,7 +137,7 @@ func (s *Server) intercept(conn net.Conn, t *tunnel) {
 		m.ActiveTunnels.Inc()
 		defer m.ActiveTunnels.Dec()
 	}
-	life := time.AfterFunc(s.limits.MaxConnDuration, func() { conn.Close() })
+	life := time.AfterFunc(s.limits.MaxConnDuration, c.abort)
 	defer life.Stop()
 	c.serve()
 }
@@ -174,11 +174,27 @@ func (c *tunnelConn) serve() {
 			}
 			return
 		}
-		if !c.exchange(req) || c.s.draining.Load() {
+		if !c.exchange(req) {
 			return
 		}
+		// Idle first, then the check: Shutdown sets draining before it
+		// closes idle tunnels, so one of the two sees the other.
 		c.state.Store(tunnelIdle)
+		if c.s.draining.Load() {
+			return
+		}
 	}
+}
+
+// abort closes the tunnel and ends its exchange in flight, upstream too
+// (an upstream that stops reading a body would otherwise hold it).
+func (c *tunnelConn) abort() {
+	c.raw.Close()
+	c.mu.Lock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
 }
 
 // next waits for the first byte of a request and marks the connection
@@ -522,7 +538,13 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 		stream = ab.stream
 	}
 	n, err := c.copyBody(resp.Body, chunked, stream)
-	if err == nil && chunked {
+	if err != nil {
+		// Cut the connection without TLS close_notify, so that even a
+		// close-delimited body is seen to be truncated.
+		c.raw.Close()
+		return false
+	}
+	if chunked {
 		_, err = bw.WriteString("0\r\n\r\n")
 	}
 	if err == nil {
@@ -588,6 +610,12 @@ func (c *tunnelConn) relayUpgrade(resp *http.Response) {
 		return
 	}
 	c.tc.SetReadDeadline(time.Time{}) //nolint:errcheck
+	// A relay is idle to Shutdown, as a hijacked connection was to
+	// net/http's: it is closed, not waited for.
+	c.state.Store(tunnelIdle)
+	if c.s.draining.Load() {
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -624,7 +652,10 @@ func (s *Server) closeTunnels(idleOnly bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.tconns {
-		if !idleOnly || c.state.CompareAndSwap(tunnelIdle, tunnelClosed) {
+		switch {
+		case !idleOnly:
+			c.abort()
+		case c.state.CompareAndSwap(tunnelIdle, tunnelClosed):
 			c.raw.Close()
 		}
 	}

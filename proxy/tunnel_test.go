@@ -175,3 +175,87 @@ func TestShutdownDrainsTunnels(t *testing.T) {
 		t.Error("the drained tunnel stayed open")
 	}
 }
+
+// wsHold answers a WebSocket handshake and holds the connection until the
+// proxy closes it.
+func wsHold(w http.ResponseWriter, r *http.Request) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	brw.Flush()
+	io.Copy(io.Discard, brw)
+}
+
+const wsRequest = "GET /ws HTTP/1.1\r\nHost: open.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+	"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+// A WebSocket upgrade request with a body is refused before anything is
+// dialled: after the switch the connection carries frames, and the body
+// would be read twice.
+func TestUpgradeWithBodyRefused(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(wsHold))
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(tc, wsRequest+"Content-Length: 5\r\n\r\nhello")
+	resp, body := readResponse(t, bufio.NewReader(tc), "GET")
+	if resp.StatusCode != 400 || resp.Header.Get("X-Tokrun-Reason") != "bad_request" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if h.dials.Load() != 0 {
+		t.Error("the upgrade with a body reached the upstream")
+	}
+}
+
+// An open WebSocket relay does not hold Shutdown: it is closed, as a
+// hijacked connection was by net/http's server.
+func TestShutdownClosesWebSocketRelay(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(wsHold))
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(tc, wsRequest+"\r\n")
+	br := bufio.NewReader(tc)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a WebSocket open: %v", err)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the relay stayed open")
+	}
+}
+
+// A tunnel's lifetime limit ends its exchange too, even one whose
+// upstream has stopped reading the request body.
+func TestTunnelLifetimeEndsExchange(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // never reads the body
+	}), func(_ *harness, c *Config) { c.Limits.MaxConnDuration = 500 * time.Millisecond })
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		io.WriteString(tc, "POST /up HTTP/1.1\r\nHost: open.example.com\r\nContent-Length: 100000000\r\n\r\n")
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := tc.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	time.Sleep(time.Second)
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("the exchange outlived its tunnel's lifetime: Shutdown: %v", err)
+	}
+}

@@ -68,12 +68,11 @@ func newUpstream(dial func(context.Context, string, string) (net.Conn, error), c
 // closed; ctx ending ends the exchange. A request without a body that
 // failed on a pooled connection before anything came back is sent again,
 // on another connection, if it is safe to repeat (as net/http's Transport
-// does). Only a request that could not be sent again pays for a check
-// that its pooled connection is still open.
+// does).
 func (u *upstream) roundTrip(ctx context.Context, req *http.Request, k upKey) (*http.Response, error) {
 	again := replayable(req)
 	for {
-		pc, err := u.get(ctx, k, !again)
+		pc, err := u.get(ctx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -102,10 +101,8 @@ func replayable(req *http.Request) bool {
 	return a || b
 }
 
-// get returns a pooled connection to k, or dials one. A pooled
-// connection is checked to be still open (a system call) when check is
-// set; otherwise only what is known without asking the kernel is.
-func (u *upstream) get(ctx context.Context, k upKey, check bool) (*upConn, error) {
+// get returns a live pooled connection to k, or dials one.
+func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		list := u.idle[k]
@@ -119,7 +116,7 @@ func (u *upstream) get(ctx context.Context, k upKey, check bool) (*upConn, error
 		u.nidle--
 		pc.timer.Stop()
 		u.mu.Unlock()
-		if pc.usable() && (!check || socketQuiet(pc.raw)) {
+		if pc.alive() {
 			pc.reused = true
 			return pc, nil
 		}
@@ -318,12 +315,11 @@ func (pc *upConn) write(req *http.Request, wrote chan<- error) {
 	wrote <- err
 }
 
-// usable reports whether a pooled connection can carry another request
-// as far as the proxy knows: it is open and nothing unasked is buffered.
-// socketQuiet asks the kernel whether the upstream has closed it or sent
-// anything since.
-func (pc *upConn) usable() bool {
-	return pc.br.Buffered() == 0 && !pc.closed.Load()
+// alive reports whether a pooled connection can carry another request:
+// nothing is buffered, and the upstream has neither closed it nor sent
+// anything unasked (which would be read as the next request's response).
+func (pc *upConn) alive() bool {
+	return pc.br.Buffered() == 0 && !pc.closed.Load() && socketQuiet(pc.raw)
 }
 
 // upBody is a response body. When it has been read to the end, its

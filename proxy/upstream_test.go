@@ -30,10 +30,9 @@ func TestClosedPooledConnectionIsNotUsed(t *testing.T) {
 	}
 }
 
-// A request that may be sent twice takes a pooled connection without
-// asking the kernel whether it is still open; when the upstream had
-// closed it, the request is sent again on a new connection.
-func TestClosedPooledConnectionRetriesReplayable(t *testing.T) {
+// A pooled connection the upstream closed is never used, whatever the
+// method.
+func TestClosedPooledConnectionNotUsedForGET(t *testing.T) {
 	h := newHarness(t, basicPolicy, nil)
 	c := h.client()
 	for i, path := range []string{"/a", "/b", "/c"} {
@@ -46,6 +45,37 @@ func TestClosedPooledConnectionRetriesReplayable(t *testing.T) {
 	}
 	if n := h.dials.Load(); n != 3 {
 		t.Fatalf("%d dials, want 3", n)
+	}
+}
+
+// Bytes an upstream sends on a pooled connection while it is idle are
+// never taken for the next request's response, which may come from
+// another tunnel.
+func TestUnaskedBytesRetirePooledConnection(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/a" {
+			upstreamHandler(w, r)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		brw.Flush()
+		time.Sleep(100 * time.Millisecond)
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTALE")
+		brw.Flush()
+		time.Sleep(time.Second)
+		conn.Close()
+	}))
+	if status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/a", nil)); status != 200 || body != "ok" {
+		t.Fatalf("/a: %d %q", status, body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/b", nil))
+	if status != 200 || !strings.Contains(body, "path=/b") {
+		t.Fatalf("/b got %d %q", status, body)
 	}
 }
 
