@@ -80,36 +80,23 @@ type tunnelConn struct {
 }
 
 // tunnelReader is what a tunnel's bufio.Reader reads: the TLS connection,
-// bounded while a request's headers are read, after any byte a watch took.
+// bounded while a request's headers are read (limitReader), after any
+// byte a watch took.
 type tunnelReader struct {
-	r       io.Reader
-	limited bool
-	left    int64
+	limitReader
 	pending bool // b holds a byte the watch read
 	b       [1]byte
 }
 
 func (r *tunnelReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if r.pending {
+	if r.pending && len(p) > 0 {
 		r.pending = false
 		p[0] = r.b[0]
-		r.left--
+		r.n--
+		r.got++
 		return 1, nil
 	}
-	if r.limited {
-		if r.left <= 0 {
-			return 0, errHeadersTooLarge
-		}
-		if int64(len(p)) > r.left {
-			p = p[:r.left]
-		}
-	}
-	n, err := r.r.Read(p)
-	r.left -= int64(n)
-	return n, err
+	return r.limitReader.Read(p)
 }
 
 // intercept answers the CONNECT, wraps the client side of the tunnel in
@@ -216,10 +203,10 @@ func (c *tunnelConn) next() bool {
 // readRequest reads and checks a request's headers. On failure it returns
 // the reason to refuse with, or none when the connection just ended.
 func (c *tunnelConn) readRequest() (*http.Request, policy.Reason, string) {
-	c.in.limited, c.in.left = true, int64(c.s.limits.MaxHeaderBytes)+4096
+	c.in.limit(int64(c.s.limits.MaxHeaderBytes) + 4096)
 	req, err := http.ReadRequest(c.br)
-	over := c.in.left <= 0
-	c.in.limited = false
+	over := c.in.n <= 0
+	c.in.unlimit()
 	switch {
 	case over:
 		return nil, ReasonHeadersTooLarge, "the request's headers exceed " + strconv.Itoa(c.s.limits.MaxHeaderBytes>>10) + " KiB"
@@ -251,14 +238,15 @@ func (c *tunnelConn) readRequest() (*http.Request, policy.Reason, string) {
 	}
 	req.TLS = c.tls
 	req.RemoteAddr = c.remote
-	if e := req.Header.Get("Expect"); e != "" && !(strings.EqualFold(e, "100-continue") && req.ProtoAtLeast(1, 1)) {
+	expect := req.Header.Get("Expect")
+	if expect != "" && !(strings.EqualFold(expect, "100-continue") && req.ProtoAtLeast(1, 1)) {
 		return nil, ReasonBadRequest, "only Expect: 100-continue is supported"
 	}
 	if req.Body != http.NoBody {
 		// A body is read without the header deadline (BodyPeekTimeout
 		// bounds the part scanned before dialling).
 		c.tc.SetReadDeadline(time.Time{}) //nolint:errcheck
-		req.Body = &tunnelBody{c: c, body: req.Body, expect: req.Header.Get("Expect") != ""}
+		req.Body = &tunnelBody{c: c, body: req.Body, expect: expect != ""}
 	}
 	return req, "", ""
 }

@@ -26,8 +26,9 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response
 	return resp, string(b)
 }
 
-// A second request sent while the first is still being answered (long
-// enough for the connection to be watched) is served, whole, after it.
+// A second request sent while the first is still being answered, after
+// the connection has begun to be watched (the watch takes its first
+// byte), is served, whole, after it.
 func TestPipelinedRequestWhileWatched(t *testing.T) {
 	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -38,7 +39,9 @@ func TestPipelinedRequestWhileWatched(t *testing.T) {
 	tc := h.tunnel(t, "open.example.com")
 	defer tc.Close()
 	tc.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(tc, "GET /slow HTTP/1.1\r\nHost: open.example.com\r\n\r\nGET /fast HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	io.WriteString(tc, "GET /slow HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	time.Sleep(2 * watchAfter)
+	io.WriteString(tc, "GET /fast HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
 	br := bufio.NewReader(tc)
 	for _, path := range []string{"/slow", "/fast"} {
 		resp, body := readResponse(t, br, "GET")

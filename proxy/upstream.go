@@ -58,7 +58,7 @@ const max1xx = 5
 // arrived: a pooled connection the upstream had already closed.
 var errNothingReceived = errors.New("no response")
 
-var errHeadersTooLarge = errors.New("upstream response headers too large")
+var errHeadersTooLarge = errors.New("headers exceed the limit")
 
 func newUpstream(dial func(context.Context, string, string) (net.Conn, error), cfg *tls.Config, limits Limits) *upstream {
 	return &upstream{dial: dial, tls: cfg, limits: limits, idle: map[upKey][]*upConn{}}
@@ -408,7 +408,8 @@ func (b *upgradedBody) Close() error {
 }
 
 // limitReader counts what is read from a connection and, while limited,
-// bounds it (response headers may not grow memory without bound).
+// bounds it: headers, of a response upstream or a request in a tunnel,
+// may not grow memory without bound.
 type limitReader struct {
 	r       io.Reader
 	limited bool

@@ -116,75 +116,39 @@ func BenchmarkDaemon(b *testing.B) {
 	gpRoots.AddCert(goproxy.GoproxyCa.Leaf)
 	target := up.URL + "/v1/x"
 
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The reference: plain goproxy MITM in its own process.
-	gpAddr := freeLoopback(b)
-	gpCmd := exec.Command(exe)
-	gpCmd.Env = []string{"TOKRUN_BENCH_GOPROXY=" + gpAddr + "," + filepath.Join(dir, "upstream.pem")}
-	if err := gpCmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		gpCmd.Process.Kill()
-		gpCmd.Wait()
-	}()
-	waitListening(b, gpAddr)
-
-	minAddr := freeLoopback(b)
-	minCmd := exec.Command(exe)
-	minCmd.Env = []string{"TOKRUN_BENCH_MINIMAL=" + minAddr + "," + up.Listener.Addr().String()}
-	if err := minCmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		minCmd.Process.Kill()
-		minCmd.Wait()
-	}()
-	waitListening(b, minAddr)
-
-	// The baseline a proxy process cannot beat: a blind TCP relay in its
-	// own process (this test binary, re-executed), with TLS end to end.
-	relayAddr := freeLoopback(b)
-	relay := exec.Command(exe)
-	relay.Env = []string{"TOKRUN_BENCH_RELAY=" + relayAddr + "," + up.Listener.Addr().String()}
-	if err := relay.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		relay.Process.Kill()
-		relay.Wait()
-	}()
-	waitListening(b, relayAddr)
+	// Yardsticks, each a process of its own (this test binary, re-executed):
+	// plain goproxy intercepting every CONNECT (the reference); the
+	// least an intercepting proxy can do; and a blind TCP relay with TLS
+	// end to end, the ceiling for any proxy in its own process.
+	gpAddr := startChild(b, "TOKRUN_BENCH_GOPROXY="+freeLoopback(b)+","+filepath.Join(dir, "upstream.pem"))
+	minAddr := startChild(b, "TOKRUN_BENCH_MINIMAL="+freeLoopback(b)+","+up.Listener.Addr().String())
+	relayAddr := startChild(b, "TOKRUN_BENCH_RELAY="+freeLoopback(b)+","+up.Listener.Addr().String())
 
 	for _, c := range []int{1, 8} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			through := func(proxy string, roots *x509.CertPool, hdr http.Header) *http.Client {
+				return &http.Client{Transport: &http.Transport{
+					Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: proxy}),
+					ProxyConnectHeader:  hdr,
+					TLSClientConfig:     &tls.Config{RootCAs: roots},
+					MaxIdleConnsPerHost: c,
+				}}
+			}
 			direct := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: upRoots}, MaxIdleConnsPerHost: c}}
 			relayed := &http.Client{Transport: &http.Transport{
 				TLSClientConfig:     &tls.Config{RootCAs: upRoots},
 				MaxIdleConnsPerHost: c,
 				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, network, relayAddr)
+					return (&net.Dialer{}).DialContext(ctx, network, relayAddr.addr)
 				},
 			}}
-			proxied := &http.Client{Transport: &http.Transport{
-				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: proxyAddr}),
-				ProxyConnectHeader:  http.Header{"Proxy-Authorization": {"Bearer " + token}},
-				TLSClientConfig:     &tls.Config{RootCAs: proxyRoots},
-				MaxIdleConnsPerHost: c,
-			}}
-			plain := &http.Client{Transport: &http.Transport{
-				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: gpAddr}),
-				TLSClientConfig:     &tls.Config{RootCAs: gpRoots},
-				MaxIdleConnsPerHost: c,
-			}}
-			minimal := &http.Client{Transport: &http.Transport{
-				Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: minAddr}),
-				TLSClientConfig:     &tls.Config{RootCAs: upRoots},
-				MaxIdleConnsPerHost: c,
-			}}
+			// The first is tokproxy; the others' metrics carry their name.
+			contenders := []*contender{
+				{name: "", client: through(proxyAddr, proxyRoots, http.Header{"Proxy-Authorization": {"Bearer " + token}}), pid: cmd.Process.Pid},
+				{name: "goproxy-", client: through(gpAddr.addr, gpRoots, nil), pid: gpAddr.pid},
+				{name: "minimal-", client: through(minAddr.addr, upRoots, nil), pid: minAddr.pid},
+				{name: "relay-", client: relayed, pid: relayAddr.pid},
+			}
 			run := func(cl *http.Client, n int) loadtest.Result {
 				r, err := loadtest.Run(cl, target, n, c)
 				if err != nil {
@@ -193,51 +157,74 @@ func BenchmarkDaemon(b *testing.B) {
 				return r
 			}
 			run(direct, 50)
-			run(relayed, 50)
-			run(proxied, 50)
-			run(plain, 50)
-			var cmp, relayCmp, gpCmp, minCmp loadtest.Comparison
-			var minCPU time.Duration
-			var daemonCPU, relayCPU, gpCPU time.Duration
+			for _, k := range contenders {
+				run(k.client, 50)
+			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d := run(direct, 200*c)
-				rcpu0 := processCPU(relay.Process.Pid)
-				r := run(relayed, 200*c)
-				relayCPU += processCPU(relay.Process.Pid) - rcpu0
-				cpu0 := processCPU(cmd.Process.Pid)
-				p := run(proxied, 200*c)
-				daemonCPU += processCPU(cmd.Process.Pid) - cpu0
-				cmp.Add(d, p)
-				m0 := processCPU(minCmd.Process.Pid)
-				minCmp.Add(d, run(minimal, 200*c))
-				minCPU += processCPU(minCmd.Process.Pid) - m0
-				g0 := processCPU(gpCmd.Process.Pid)
-				gpCmp.Add(d, run(plain, 200*c))
-				gpCPU += processCPU(gpCmd.Process.Pid) - g0
-				relayCmp.Add(d, r)
+				for _, k := range contenders {
+					cpu0 := processCPU(k.pid)
+					k.cmp.Add(d, run(k.client, 200*c))
+					k.cpu += processCPU(k.pid) - cpu0
+				}
 			}
 			b.StopTimer()
-			b.ReportMetric(minCmp.Ratio(), "minimal-ratio")
-			b.ReportMetric(float64(minCmp.Added(0.5).Microseconds()), "minimal-added-p50-µs")
-			b.ReportMetric(float64(minCPU.Microseconds())/float64(cmp.Requests), "minimal-cpu-µs/req")
-			b.ReportMetric(gpCmp.Ratio(), "goproxy-ratio")
-			b.ReportMetric(float64(gpCPU.Microseconds())/float64(cmp.Requests), "goproxy-cpu-µs/req")
-			b.ReportMetric(float64(gpCmp.Added(0.5).Microseconds()), "goproxy-added-p50-µs")
-			b.ReportMetric(relayCmp.Ratio(), "relay-ratio")
-			b.ReportMetric(float64(relayCmp.Added(0.5).Microseconds()), "relay-added-p50-µs")
-			b.ReportMetric(float64(daemonCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
-			b.ReportMetric(float64(relayCPU.Microseconds())/float64(cmp.Requests), "relay-cpu-µs/req")
+			for _, k := range contenders {
+				b.ReportMetric(k.cmp.Ratio(), k.name+"ratio")
+				b.ReportMetric(float64(k.cmp.Added(0.5).Microseconds()), k.name+"added-p50-µs")
+				name := k.name
+				if name == "" {
+					name = "proxy-"
+				}
+				b.ReportMetric(float64(k.cpu.Microseconds())/float64(k.cmp.Requests), name+"cpu-µs/req")
+			}
+			cmp := &contenders[0].cmp
 			dr, pr := cmp.Throughput()
 			b.ReportMetric(dr, "direct-req/s")
 			b.ReportMetric(pr, "proxy-req/s")
-			b.ReportMetric(cmp.Ratio(), "ratio")
-			b.ReportMetric(float64(cmp.Added(0.5).Microseconds()), "added-p50-µs")
 			b.ReportMetric(float64(cmp.Added(0.99).Microseconds()), "added-p99-µs")
 			b.ReportMetric(float64(upConns.Load()), "upstream-conns")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// contender is one way to the upstream, compared with direct requests.
+type contender struct {
+	name   string // metric prefix
+	client *http.Client
+	pid    int // the process whose CPU time is counted
+	cmp    loadtest.Comparison
+	cpu    time.Duration
+}
+
+// child is a yardstick process and the address it listens on.
+type child struct {
+	addr string
+	pid  int
+}
+
+// startChild re-executes this test binary with env ("NAME=LISTEN,..."),
+// waits until it listens on LISTEN, and kills it when the benchmark ends.
+func startChild(b *testing.B, env string) child {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = []string{env}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	_, args, _ := strings.Cut(env, "=")
+	addr, _, _ := strings.Cut(args, ",")
+	waitListening(b, addr)
+	return child{addr: addr, pid: cmd.Process.Pid}
 }
 
 // processCPU returns the user+system CPU time of process pid, from
