@@ -26,19 +26,22 @@ type target struct {
 	host   string
 	port   int
 	client string
-	// ctx, if not nil, is the request's context (cancelled when the client
-	// goes away); otherwise the request's own.
-	ctx context.Context
+	// cancel, if not nil, ends the exchange when the client goes away;
+	// otherwise the request's context does.
+	cancel *cancelHook
 	// readDeadline, if not nil, sets the client connection's read
 	// deadline (inside tunnels), to bound how long a body may trickle.
 	readDeadline func(time.Time) error
 }
 
-func (t target) context(r *http.Request) context.Context {
-	if t.ctx != nil {
-		return t.ctx
+// hook returns t.cancel, or a hook that the end of r's context cancels.
+func (t target) hook(r *http.Request) *cancelHook {
+	if t.cancel != nil {
+		return t.cancel
 	}
-	return r.Context()
+	h := new(cancelHook)
+	context.AfterFunc(r.Context(), h.cancel)
+	return h
 }
 
 // exchangePlain handles an absolute-form http:// request (no tunnel).
@@ -159,7 +162,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		up = s.private
 	}
 	sent := s.cfg.Now()
-	resp, err := up.roundTrip(t.context(r), out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
+	resp, err := up.roundTrip(t.hook(r), out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
 	if trip != nil && trip.hit.Load() != nil {
 		if err == nil {
 			resp.Body.Close()

@@ -74,7 +74,8 @@ type tunnelConn struct {
 	continueSent bool
 	armed        bool // the exchange may be watched
 	watching     bool // a watch is reading the connection
-	cancel       context.CancelFunc
+	inFlight     bool // an exchange is in flight
+	cancel       cancelHook
 	watch        *time.Timer
 	watchDone    chan struct{}
 }
@@ -177,11 +178,7 @@ func (c *tunnelConn) serve() {
 // (an upstream that stops reading a body would otherwise hold it).
 func (c *tunnelConn) abort() {
 	c.raw.Close()
-	c.mu.Lock()
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.mu.Unlock()
+	c.cancel.cancel()
 }
 
 // next waits for the first byte of a request and marks the connection
@@ -266,15 +263,13 @@ func (c *tunnelConn) exchange(req *http.Request) bool {
 	if why := c.s.checkTunnelHost(req, c.t); why != "" {
 		resp = c.s.refuse(req, t, ReasonHostMismatch, "", why)
 	} else {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		c.mu.Lock()
-		c.cancel = cancel
+		c.inFlight = true
 		c.mu.Unlock()
 		if req.Body == http.NoBody {
 			c.arm()
 		}
-		t.ctx = ctx
+		t.cancel = &c.cancel
 		t.readDeadline = c.tc.SetReadDeadline
 		resp = c.s.exchange(req, t)
 	}
@@ -302,7 +297,7 @@ func (c *tunnelConn) linger() {
 func (c *tunnelConn) arm() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cancel != nil { // the exchange is in flight
+	if c.inFlight {
 		c.armed = true
 		c.watch.Reset(watchAfter)
 	}
@@ -311,8 +306,7 @@ func (c *tunnelConn) arm() {
 // disarm stops the watch, waiting for a read in progress to give up.
 func (c *tunnelConn) disarm() {
 	c.mu.Lock()
-	c.armed = false
-	c.cancel = nil
+	c.armed, c.inFlight = false, false
 	watching := c.watching
 	c.mu.Unlock()
 	c.watch.Stop()
@@ -344,10 +338,11 @@ func (c *tunnelConn) watchClient() {
 		c.in.pending = true
 	}
 	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) && c.cancel != nil {
-		c.cancel()
-	}
+	cancel := err != nil && !(errors.As(err, &ne) && ne.Timeout()) && c.inFlight
 	c.mu.Unlock()
+	if cancel {
+		c.cancel.cancel()
+	}
 	c.watchDone <- struct{}{}
 }
 

@@ -65,18 +65,18 @@ func newUpstream(dial func(context.Context, string, string) (net.Conn, error), c
 }
 
 // roundTrip sends req to k and returns the response, whose body must be
-// closed; ctx ending ends the exchange. A request without a body that
+// closed; cancelling h ends the exchange. A request without a body that
 // failed on a pooled connection before anything came back is sent again,
 // on another connection, if it is safe to repeat (as net/http's Transport
 // does).
-func (u *upstream) roundTrip(ctx context.Context, req *http.Request, k upKey) (*http.Response, error) {
+func (u *upstream) roundTrip(h *cancelHook, req *http.Request, k upKey) (*http.Response, error) {
 	again := replayable(req)
 	for {
-		pc, err := u.get(ctx, k)
+		pc, err := u.get(h, k)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := pc.roundTrip(ctx, req)
+		resp, err := pc.roundTrip(h, req)
 		if err == nil {
 			return resp, nil
 		}
@@ -102,7 +102,7 @@ func replayable(req *http.Request) bool {
 }
 
 // get returns a live pooled connection to k, or dials one.
-func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
+func (u *upstream) get(h *cancelHook, k upKey) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		list := u.idle[k]
@@ -122,7 +122,15 @@ func (u *upstream) get(ctx context.Context, k upKey) (*upConn, error) {
 		}
 		pc.close()
 	}
-	return u.dialConn(ctx, k)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.set(cancel)
+	pc, err := u.dialConn(ctx, k)
+	if !h.clear() && err == nil {
+		pc.close()
+		err = context.Canceled
+	}
+	return pc, err
 }
 
 func (u *upstream) dialConn(ctx context.Context, k upKey) (*upConn, error) {
@@ -131,6 +139,7 @@ func (u *upstream) dialConn(ctx context.Context, k upKey) (*upConn, error) {
 		return nil, err
 	}
 	pc := &upConn{u: u, key: k, raw: raw, conn: raw}
+	pc.closeFn = pc.close
 	if k.scheme == "https" {
 		cfg := u.tls.Clone()
 		cfg.ServerName = k.host
@@ -217,6 +226,8 @@ type upConn struct {
 	bw     *bufio.Writer
 	reused bool
 	timer  *time.Timer // while idle: closes the connection after IdleTimeout
+	// closeFn is close, bound once: what a cancelled exchange calls.
+	closeFn func()
 
 	closed atomic.Bool
 
@@ -234,10 +245,10 @@ func (pc *upConn) close() {
 
 // roundTrip writes req and reads the response headers. Interim (1xx)
 // responses other than 101 are skipped.
-func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (pc *upConn) roundTrip(h *cancelHook, req *http.Request) (*http.Response, error) {
 	// A client that goes away ends the exchange, as with net/http's
 	// Transport: the connection is closed, which fails any read or write.
-	stop := context.AfterFunc(ctx, pc.close)
+	h.set(pc.closeFn)
 	pc.headerRead = false
 	var wrote chan error
 	if req.Body != nil && req.Body != http.NoBody {
@@ -249,7 +260,7 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 			err = pc.bw.Flush()
 		}
 		if err != nil {
-			stop()
+			h.clear()
 			pc.close()
 			return nil, fmt.Errorf("%w: %w", errNothingReceived, err)
 		}
@@ -270,7 +281,7 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 	pc.mu.Unlock()
 	pc.conn.SetReadDeadline(time.Time{}) //nolint:errcheck
 	if err != nil {
-		stop()
+		h.clear()
 		pc.close()
 		if wrote != nil {
 			// The writer fails now that the connection is closed (or ends
@@ -284,10 +295,10 @@ func (pc *upConn) roundTrip(ctx context.Context, req *http.Request) (*http.Respo
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body = &upgradedBody{pc: pc, stop: stop}
+		resp.Body = &upgradedBody{pc: pc, h: h}
 		return resp, nil
 	}
-	b := &upBody{pc: pc, body: resp.Body, stop: stop, wrote: wrote, reuse: !resp.Close}
+	b := &upBody{pc: pc, body: resp.Body, h: h, wrote: wrote, reuse: !resp.Close}
 	if resp.Body == http.NoBody {
 		b.finish(nil)
 	} else {
@@ -328,8 +339,8 @@ func (pc *upConn) alive() bool {
 type upBody struct {
 	pc    *upConn
 	body  io.ReadCloser
-	stop  func() bool
-	wrote chan error // nil if the request had no body
+	h     *cancelHook // the exchange's, which closes pc when cancelled
+	wrote chan error  // nil if the request had no body
 	reuse bool       // the upstream did not ask to close
 	err   error      // set when finished
 }
@@ -360,9 +371,9 @@ func (b *upBody) finish(err error) {
 	}
 	b.err = err
 	pc := b.pc
-	reuse := err == io.EOF && b.reuse && b.stop() && b.writeDone()
+	reuse := err == io.EOF && b.reuse && b.h.clear() && b.writeDone()
 	if !reuse {
-		b.stop()
+		b.h.clear()
 		pc.close()
 	}
 	b.body.Close()
@@ -395,14 +406,14 @@ func (b *upBody) writeDone() bool {
 // upgradedBody is the connection after 101 Switching Protocols: reads
 // return what the upstream sends, writes go to it. It is never pooled.
 type upgradedBody struct {
-	pc   *upConn
-	stop func() bool
+	pc *upConn
+	h  *cancelHook
 }
 
 func (b *upgradedBody) Read(p []byte) (int, error)  { return b.pc.br.Read(p) }
 func (b *upgradedBody) Write(p []byte) (int, error) { return b.pc.conn.Write(p) }
 func (b *upgradedBody) Close() error {
-	b.stop()
+	b.h.clear()
 	b.pc.close()
 	return nil
 }
@@ -437,4 +448,48 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	l.got += int64(n)
 	l.n -= int64(n)
 	return n, err
+}
+
+// cancelHook ends an exchange from another goroutine: a client that went
+// away, a tunnel's lifetime, Close. What the exchange is waiting on (a
+// dial, an upstream connection) registers the function that ends it. A
+// cancelled hook stays cancelled: whatever registers later runs at once.
+// It costs no allocation per exchange, unlike a context and AfterFunc.
+type cancelHook struct {
+	mu        sync.Mutex
+	f         func()
+	cancelled bool
+}
+
+// set registers f, replacing what was registered; if the hook was
+// cancelled, f runs at once.
+func (h *cancelHook) set(f func()) {
+	h.mu.Lock()
+	if h.cancelled {
+		h.mu.Unlock()
+		f()
+		return
+	}
+	h.f = f
+	h.mu.Unlock()
+}
+
+// clear unregisters the function and reports whether the hook has not
+// been cancelled.
+func (h *cancelHook) clear() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.f = nil
+	return !h.cancelled
+}
+
+// cancel runs the registered function, once.
+func (h *cancelHook) cancel() {
+	h.mu.Lock()
+	f := h.f
+	h.f, h.cancelled = nil, true
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
