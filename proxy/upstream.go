@@ -341,8 +341,8 @@ type upBody struct {
 	body  io.ReadCloser
 	h     *cancelHook // the exchange's, which closes pc when cancelled
 	wrote chan error  // nil if the request had no body
-	reuse bool       // the upstream did not ask to close
-	err   error      // set when finished
+	reuse bool        // the upstream did not ask to close
+	err   error       // set when finished
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
