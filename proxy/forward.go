@@ -127,8 +127,8 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		// Responses to requests that carried a secret are scanned for it:
 		// ask for them whole and unencoded.
 		out.Header.Set("Accept-Encoding", "identity")
-		out.Header.Del("Range")
-		out.Header.Del("If-Range")
+		delete(out.Header, "Range")
+		delete(out.Header, "If-Range")
 	}
 	in := &countingReader{r: r.Body}
 	var trip *tripReader

@@ -42,7 +42,8 @@ func FuzzHeaderHandling(f *testing.F) {
 			if canon == "Authorization" {
 				continue
 			}
-			for _, hop := range hopByHop {
+			for _, hop := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+				"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
 				if canon == hop {
 					t.Fatalf("hop-by-hop header %s left", name)
 				}

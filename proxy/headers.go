@@ -7,30 +7,30 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// hopByHop are the headers that describe one connection, not the message
-// (RFC 9110 section 7.6.1), plus the proxy's own.
-var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// isHopByHop reports whether a canonical header name describes one
+// connection, not the message (RFC 9110 section 7.6.1), or belongs to the
+// proxy: every Proxy-* header and the proxy's own X-Tokrun-* headers.
+func isHopByHop(name string) bool {
+	switch name {
+	case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return strings.HasPrefix(name, "Proxy-") || strings.HasPrefix(name, "X-Tokrun-")
 }
 
-// stripHopByHop removes hop-by-hop headers, every header named in
-// Connection, every Proxy-* header and the proxy's own X-Tokrun-* headers.
-// It runs before injection, so a client that names the injected header in
-// Connection cannot have it removed.
+// stripHopByHop removes hop-by-hop headers (isHopByHop) and every header
+// named in Connection. It runs before injection, so a client that names
+// the injected header in Connection cannot have it removed.
 func stripHopByHop(h http.Header) {
-	for _, v := range h.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				h.Del(name)
 			}
 		}
 	}
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
 	for name := range h {
-		if strings.HasPrefix(name, "Proxy-") || strings.HasPrefix(name, "X-Tokrun-") {
+		if isHopByHop(name) {
 			delete(h, name)
 		}
 	}

@@ -481,7 +481,7 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 	code := resp.StatusCode
 	hasBody := req.Method != http.MethodHead && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 	chunked := false
-	h.Del("Content-Length")
+	delete(h, "Content-Length")
 	switch {
 	case resp.ContentLength >= 0 && code != http.StatusNoContent && code != http.StatusNotModified && code >= 200:
 		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}

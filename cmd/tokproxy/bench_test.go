@@ -90,7 +90,7 @@ func BenchmarkDaemon(b *testing.B) {
 	cmd := exec.Command(bin, "serve", "--policy", filepath.Join(dir, "policy.yaml"), "--key", "../../testdata/sealing/key.txt",
 		"--listen", "tcp:"+proxyAddr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", filepath.Join(dir, "state"),
 		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GOMAXPROCS=" + os.Getenv("TOKRUN_BENCH_PROCS"), "GOGC=" + os.Getenv("TOKRUN_BENCH_GOGC")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GOMAXPROCS=" + os.Getenv("TOKRUN_BENCH_PROCS"), "GOGC=" + os.Getenv("TOKRUN_BENCH_GOGC"), "GODEBUG=" + os.Getenv("TOKRUN_BENCH_GODEBUG")}
 	var logs syncbuf.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
