@@ -2,6 +2,11 @@ package proxy
 
 import (
 	"context"
+	"log"
+	"net/http/httptest"
+	"net/url"
+
+	"github.com/elazarl/goproxy"
 
 	"crypto/tls"
 	"crypto/x509"
@@ -46,34 +51,65 @@ func (h *harness) directClient() *http.Client {
 // scanned, against direct requests to the same upstream, measured in the
 // same run and interleaved. It reports the throughput ratio
 // (proxy/direct), the latency the proxy adds at p50 and p99, and the
-// process CPU time the proxy adds per request.
+// process CPU time the proxy adds per request. Plain goproxy intercepting
+// every CONNECT, in the same process and the same rounds, is the
+// yardstick (metrics prefixed goproxy-).
 func BenchmarkKeepAliveHTTPS(b *testing.B) {
 	h := newHarness(b, benchPolicy, http.HandlerFunc(benchUpstream))
+	gp := h.plainGoproxy(b)
 	for _, c := range []int{1, 8} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
-			direct, proxied := h.directClient(), h.client()
+			direct, proxied, plain := h.directClient(), h.client(), gp(c)
 			direct.Transport.(*http.Transport).MaxIdleConnsPerHost = c
 			proxied.Transport.(*http.Transport).MaxIdleConnsPerHost = c
 			const warm = 50
 			url := "https://api.example.com/v1/x"
-			mustRun(b, direct, url, warm, c)
-			mustRun(b, proxied, url, warm, c)
+			for _, cl := range []*http.Client{direct, proxied, plain} {
+				mustRun(b, cl, url, warm, c)
+			}
 			n := 200 * c
-			var cmp loadtest.Comparison
-			var dCPU, pCPU time.Duration
+			var cmp, gcmp loadtest.Comparison
+			var dCPU, pCPU, gCPU time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				// Each round measures both, back to back, so that a burst
+				// Each round measures all, back to back, so that a burst
 				// of load from elsewhere on a shared machine hits one round
 				// rather than one side; the median round is reported.
-				d, p := mustRun(b, direct, url, n, c), mustRun(b, proxied, url, n, c)
+				d, p, g := mustRun(b, direct, url, n, c), mustRun(b, proxied, url, n, c), mustRun(b, plain, url, n, c)
 				cmp.Add(d, p)
-				dCPU, pCPU = dCPU+d.CPU, pCPU+p.CPU
+				gcmp.Add(d, g)
+				dCPU, pCPU, gCPU = dCPU+d.CPU, pCPU+p.CPU, gCPU+g.CPU
 			}
 			b.StopTimer()
 			reportComparison(b, &cmp, pCPU-dCPU)
+			b.ReportMetric(gcmp.Ratio(), "goproxy-ratio")
+			b.ReportMetric(float64(gcmp.Added(0.5).Microseconds()), "goproxy-added-p50-µs")
+			b.ReportMetric(float64((gCPU-dCPU).Microseconds())/float64(gcmp.Requests), "goproxy-cpu-µs/req")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// plainGoproxy starts goproxy intercepting every CONNECT, with a pooled
+// transport to the test upstream (64 idle connections per host), and
+// returns a constructor of clients that use it.
+func (h *harness) plainGoproxy(b *testing.B) func(conc int) *http.Client {
+	up := h.directClient().Transport.(*http.Transport)
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = log.New(io.Discard, "", 0)
+	gp.Tr = up
+	gp.OnRequest().HandleConnect(goproxy.AlwaysMitm)
+	srv := httptest.NewServer(gp)
+	b.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	roots := x509.NewCertPool()
+	roots.AddCert(goproxy.GoproxyCa.Leaf)
+	return func(conc int) *http.Client {
+		return &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyURL(u),
+			TLSClientConfig:     &tls.Config{RootCAs: roots},
+			MaxIdleConnsPerHost: conc,
+		}}
 	}
 }
 
