@@ -140,6 +140,7 @@ func (u *upstream) dialConn(ctx context.Context, k upKey) (*upConn, error) {
 	}
 	pc := &upConn{u: u, key: k, raw: raw, conn: raw}
 	pc.closeFn = pc.close
+	pc.probe.init(raw)
 	if k.scheme == "https" {
 		cfg := u.tls.Clone()
 		cfg.ServerName = k.host
@@ -228,6 +229,7 @@ type upConn struct {
 	timer  *time.Timer // while idle: closes the connection after IdleTimeout
 	// closeFn is close, bound once: what a cancelled exchange calls.
 	closeFn func()
+	probe   quietProbe // on raw, for what the upstream sent unasked
 
 	closed atomic.Bool
 
@@ -330,7 +332,7 @@ func (pc *upConn) write(req *http.Request, wrote chan<- error) {
 // nothing is buffered, and the upstream has neither closed it nor sent
 // anything unasked (which would be read as the next request's response).
 func (pc *upConn) alive() bool {
-	return pc.br.Buffered() == 0 && !pc.closed.Load() && socketQuiet(pc.raw)
+	return pc.br.Buffered() == 0 && !pc.closed.Load() && pc.probe.quietNow()
 }
 
 // upBody is a response body. When it has been read to the end, its

@@ -4,7 +4,11 @@ package proxy
 
 import "net"
 
-// socketQuiet cannot peek on this platform; a pooled connection the
+// quietProbe cannot peek on this platform; a pooled connection the
 // upstream closed is found out when it is used (and a request that may be
 // repeated is sent again).
-func socketQuiet(net.Conn) bool { return true }
+type quietProbe struct{}
+
+func (*quietProbe) init(net.Conn) {}
+
+func (*quietProbe) quietNow() bool { return true }
