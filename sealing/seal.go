@@ -3,6 +3,7 @@ package sealing
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/nacl/box"
@@ -78,7 +79,7 @@ func (r *KeyRing) Open(token, name string) (*Secret, error) {
 	if name != "" && c.b.Name != name {
 		return nil, fmt.Errorf("%s: %w: sealed with name %q", label, ErrBinding, c.b.Name)
 	}
-	return &Secret{c: c, v: &hidden{value}, keyID: env.KeyID}, nil
+	return &Secret{c: c, v: &hidden{s: value, header: strings.Replace(c.b.Format, "{}", value, 1)}, keyID: env.KeyID}, nil
 }
 
 func (r *KeyRing) ids() string {

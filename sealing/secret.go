@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -29,7 +28,10 @@ type Secret struct {
 	keyID KeyID
 }
 
-type hidden struct{ s string }
+type hidden struct {
+	s      string
+	header string // the header value to inject, formatted once
+}
 
 // Name returns the sealed name.
 func (s *Secret) Name() string { return s.c.b.Name }
@@ -70,9 +72,7 @@ func (s *Secret) Permits(host, method, path string, now time.Time) error {
 // HeaderValue returns the header value to inject: the format with the
 // value in place of "{}". The value and format were validated at seal and
 // open time, so the result holds no CR, LF or other control character.
-func (s *Secret) HeaderValue() string {
-	return strings.Replace(s.c.b.Format, "{}", s.v.s, 1)
-}
+func (s *Secret) HeaderValue() string { return s.v.header }
 
 // Reveal returns the raw value, for response scrubbing.
 func (s *Secret) Reveal() string { return s.v.s }
