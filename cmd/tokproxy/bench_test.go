@@ -82,39 +82,28 @@ func BenchmarkDaemon(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	proxyAddr := freeLoopback(b)
-	auditPath := filepath.Join(dir, "audit.jsonl")
-	if p := os.Getenv("TOKRUN_BENCH_AUDIT"); p != "" {
-		auditPath = p
-	}
-	cmd := exec.Command(bin, "serve", "--policy", filepath.Join(dir, "policy.yaml"), "--key", "../../testdata/sealing/key.txt",
-		"--listen", "tcp:"+proxyAddr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", filepath.Join(dir, "state"),
-		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GOMAXPROCS=" + os.Getenv("TOKRUN_BENCH_PROCS"), "GOGC=" + os.Getenv("TOKRUN_BENCH_GOGC"), "GODEBUG=" + os.Getenv("TOKRUN_BENCH_GODEBUG")}
-	var logs syncbuf.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if os.Getenv("TOKRUN_BENCH_LOGS") != "" {
-			audit, _ := os.ReadFile(auditPath)
-			b.Logf("tokproxy log:\n%.3000s\naudit: %d records, %d CONNECT", logs.String(), strings.Count(string(audit), "\n"), strings.Count(string(audit), `"CONNECT"`))
-		}
-	}()
-	waitListening(b, proxyAddr)
-	caPEM, err := os.ReadFile(filepath.Join(dir, "state", "ca.pem"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tp := startTokproxy(b, bin, dir, "tokproxy", strings.Fields(os.Getenv("TOKRUN_BENCH_ENV")))
+	proxyAddr, caPEM := tp.addr, tp.ca
 	proxyRoots, upRoots := x509.NewCertPool(), x509.NewCertPool()
 	proxyRoots.AppendCertsFromPEM(caPEM)
 	upRoots.AddCert(up.Certificate())
 	gpRoots := x509.NewCertPool()
 	gpRoots.AddCert(goproxy.GoproxyCa.Leaf)
 	target := up.URL + "/v1/x"
+
+	// A baseline, if asked for: another tokproxy binary (an earlier build)
+	// or the same one with other environment variables, measured in the
+	// same rounds: the way to compare two versions on a noisy machine.
+	var base child
+	baseRoots := x509.NewCertPool()
+	if bb, env := os.Getenv("TOKRUN_BENCH_BASELINE"), os.Getenv("TOKRUN_BENCH_BASELINE_ENV"); bb != "" || env != "" {
+		if bb == "" {
+			bb = bin
+		}
+		bt := startTokproxy(b, bb, dir, "baseline", strings.Fields(env))
+		base = child{addr: bt.addr, pid: bt.pid}
+		baseRoots.AppendCertsFromPEM(bt.ca)
+	}
 
 	// Yardsticks, each a process of its own (this test binary, re-executed):
 	// plain goproxy intercepting every CONNECT (the issue's reference); the
@@ -143,16 +132,20 @@ func BenchmarkDaemon(b *testing.B) {
 				},
 			}}
 			// The first is tokproxy; the others' metrics carry their name.
+			auth := http.Header{"Proxy-Authorization": {"Bearer " + token}}
 			contenders := []*contender{
-				{name: "", client: through(proxyAddr, proxyRoots, http.Header{"Proxy-Authorization": {"Bearer " + token}}), pid: cmd.Process.Pid},
+				{name: "", client: through(proxyAddr, proxyRoots, auth), pid: tp.pid},
 				{name: "goproxy-", client: through(gpAddr.addr, gpRoots, nil), pid: gpAddr.pid},
 				{name: "minimal-", client: through(minAddr.addr, upRoots, nil), pid: minAddr.pid},
 				{name: "relay-", client: relayed, pid: relayAddr.pid},
 			}
+			if base.pid != 0 {
+				contenders = append(contenders, &contender{name: "baseline-", client: through(base.addr, baseRoots, auth), pid: base.pid})
+			}
 			run := func(cl *http.Client, n int) loadtest.Result {
 				r, err := loadtest.Run(cl, target, n, c)
 				if err != nil {
-					b.Fatalf("%v\n%s", err, logs.String())
+					b.Fatal(err)
 				}
 				return r
 			}
@@ -188,6 +181,50 @@ func BenchmarkDaemon(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// benchDaemon is a tokproxy process started for the benchmark.
+type benchDaemon struct {
+	addr string
+	pid  int
+	ca   []byte // its CA certificate, PEM
+}
+
+// startTokproxy starts bin serve with the policy, tokens and upstream CA
+// in dir, its state in dir/state-NAME, its audit log in dir/state-NAME.jsonl (or
+// TOKRUN_BENCH_AUDIT), and env added to a minimal environment; it stops
+// the process when the benchmark ends (printing its log and an audit
+// summary if TOKRUN_BENCH_LOGS is set).
+func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemon {
+	addr := freeLoopback(b)
+	state := filepath.Join(dir, "state-"+name)
+	auditPath := state + ".jsonl"
+	if p := os.Getenv("TOKRUN_BENCH_AUDIT"); p != "" {
+		auditPath = p
+	}
+	cmd := exec.Command(bin, "serve", "--policy", filepath.Join(dir, "policy.yaml"), "--key", "../../testdata/sealing/key.txt",
+		"--listen", "tcp:"+addr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", state,
+		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	var logs syncbuf.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if os.Getenv("TOKRUN_BENCH_LOGS") != "" {
+			audit, _ := os.ReadFile(auditPath)
+			b.Logf("%s log:\n%.3000s\naudit: %d records, %d CONNECT", name, logs.String(), strings.Count(string(audit), "\n"), strings.Count(string(audit), `"CONNECT"`))
+		}
+	})
+	waitListening(b, addr)
+	ca, err := os.ReadFile(filepath.Join(state, "ca.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchDaemon{addr: addr, pid: cmd.Process.Pid, ca: ca}
 }
 
 // contender is one way to the upstream, compared with direct requests.
