@@ -1,14 +1,16 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +119,53 @@ func reportComparison(b *testing.B, cmp *loadtest.Comparison, extraCPU time.Dura
 	b.ReportMetric(float64(cmp.Added(0.99).Microseconds()), "added-p99-µs")
 	b.ReportMetric(float64(extraCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
 	b.ReportMetric(0, "ns/op")
+}
+
+// resettableBody is a response body a benchmark serves again each round.
+type resettableBody struct{ bytes.Reader }
+
+func (*resettableBody) Close() error { return nil }
+
+// BenchmarkScrubSmallResponse measures what the proxy does with a 1 KiB
+// upstream response that has a Content-Length and typical API headers,
+// from the parsed response to the bytes written to the client inside a
+// tunnel: with a secret injected (the response is scrubbed) and without
+// (it is only audited), the difference being the cost of scrubbing.
+func BenchmarkScrubSmallResponse(b *testing.B) {
+	h := newHarness(b, basicPolicy, nil, func(_ *harness, c *Config) { c.Audit = nil })
+	ix := h.srv.secrets(h.srv.cfg.Policy())
+	body := []byte(strings.Repeat(`{"id":"chatcmpl-9f8e7d6c","object":"chat.completion","model":"gpt-4o-mini","usage":{"prompt_tokens":12}}`+"\n", 10)[:1024])
+	header := http.Header{
+		"Content-Type":                   {"application/json; charset=utf-8"},
+		"Date":                           {"Tue, 10 Jun 2025 12:00:00 GMT"},
+		"Server":                         {"cloudflare"},
+		"X-Request-Id":                   {"req_4b1f0c1e8a9d4f2e9c7b6a5d4c3b2a10"},
+		"Openai-Processing-Ms":           {"412"},
+		"X-Ratelimit-Remaining-Requests": {"9999"},
+		"X-Ratelimit-Reset-Tokens":       {"6ms"},
+		"Cache-Control":                  {"no-cache, must-revalidate"},
+		"Strict-Transport-Security":      {"max-age=31536000; includeSubDomains; preload"},
+		"Cf-Ray":                         {"8f1e2d3c4b5a6978-AMS"},
+		"Alt-Svc":                        {`h3=":443"; ma=86400`},
+	}
+	length := []string{strconv.Itoa(len(body))}
+	req := newRequest(b, "GET", "https://api.example.com/v1/chat", nil)
+	c := &tunnelConn{s: h.srv, bw: bufio.NewWriterSize(io.Discard, 4<<10)}
+	for _, secrets := range [][]string{nil, {"api"}} {
+		b.Run(fmt.Sprintf("secrets=%d", len(secrets)), func(b *testing.B) {
+			rb := &resettableBody{}
+			in := &countingReader{r: http.NoBody}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				header["Content-Length"] = length
+				rb.Reset(body)
+				resp := &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: header, ContentLength: int64(len(body)), Body: rb}
+				rec := Record{Rule: "api", Reason: "allowed", Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: "/v1/chat", Secrets: secrets}
+				if !c.writeResponse(req, h.srv.respond(req, resp, ix, rec, in, time.Time{})) {
+					b.Fatal("the connection cannot be kept")
+				}
+			}
+		})
+	}
 }

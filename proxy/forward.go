@@ -188,6 +188,14 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
 	}
+	return s.respond(r, resp, ix, rec, in, start)
+}
+
+// respond readies an allowed upstream response for the client: the
+// secrets injected (rec.Secrets) are scrubbed from it, and the audit
+// record and metrics are written when its body is finished.
+func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, start time.Time) *http.Response {
+	injected := rec.Secrets
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	scrubbed := func() map[string]int64 { return nil }
 	if len(injected) > 0 {
@@ -195,12 +203,13 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 			resp.Body.Close()
 			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n.Load(), start)
 		}
+		var err error
 		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
 			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
 		}
 	}
-	s.count(true, d.Rule, d.Reason)
+	s.count(true, rec.Rule, policy.Reason(rec.Reason))
 	rec.Decision, rec.Status = "allow", resp.StatusCode
 	resp.Body = &auditedBody{rc: resp.Body, stream: stream, done: func(n int64) {
 		rec.BytesIn, rec.BytesOut = in.n.Load(), n
