@@ -217,3 +217,30 @@ func (a *automaton) skip(b []byte, i int, st uint32) (int, uint32) {
 	}
 	return i, st
 }
+
+// firstStart scans b with the automaton and returns -1 if no needle
+// occurs in it. Otherwise it returns an offset before which no needle
+// starts: the start of the longest live partial match when the scan
+// first completes a needle. No needle can start before it (its prefix up
+// to that point would be a longer live partial match), none ends before
+// it (the scan would have stopped there), and at least one occurs after
+// it. It only reads b, for strings and byte slices alike, and allocates
+// nothing.
+func firstStart[T ~string | ~[]byte](a *automaton, b T) int {
+	trans, class, special := a.trans, &a.class, a.special
+	st := uint32(0)
+	for i := 0; i < len(b); {
+		if st < special {
+			st = trans[st+class[b[i]]]
+		} else {
+			st = a.step(st, class[b[i]])
+		}
+		i++
+		if st >= special {
+			if k := a.index(st); a.out[k] > 0 {
+				return i - int(a.depth[k])
+			}
+		}
+	}
+	return -1
+}

@@ -4,7 +4,8 @@
 // A Scrubber is built once from pairs of (secret, placeholder) and is then
 // safe for concurrent use. Reader wraps a response body and streams it with
 // every encoding of every secret replaced by that secret's placeholder;
-// Replace does the same for a header value:
+// Replace does the same for a header value, and AppendReplace for a body
+// held whole in memory:
 //
 //	s, err := scrub.New([]scrub.Pair{{Secret: key, Placeholder: "tokrun_ph_1"}})
 //	...
@@ -75,6 +76,11 @@
 // 100 KiB for a few ordinary API keys, and at worst (a MaxSecretLen-byte
 // binary secret) some 6 MB and 200 ms: build a Scrubber when the secrets
 // are loaded and share it, rather than once per request.
+//
+// Replace, AppendReplace and Contains first scan their input without
+// copying it, and stop at the first form found: text that holds no form
+// costs one pass and no allocation (Replace returns its argument, and
+// AppendReplace only appends to dst).
 //
 // # Streaming
 //
