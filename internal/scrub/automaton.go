@@ -30,6 +30,11 @@ type automaton struct {
 	fail     []uint32
 
 	maxLen int
+
+	// The skip scan's table (see skip.go); nil if forms are too short
+	// for it to pay.
+	gramLen   int
+	gramShift []uint8
 }
 
 type edge struct{ class, to uint32 }
@@ -179,6 +184,7 @@ func build(needles []needle) *automaton {
 			row[e.class] = id[e.to]
 		}
 	}
+	a.buildSkip(needles)
 	return a
 }
 
@@ -218,15 +224,12 @@ func (a *automaton) skip(b []byte, i int, st uint32) (int, uint32) {
 	return i, st
 }
 
-// firstStart scans b with the automaton and returns -1 if no needle
-// occurs in it. Otherwise it returns an offset before which no needle
-// starts: the start of the longest live partial match when the scan
+// dfaFirstStart is firstStart stepping the automaton through every byte:
+// it returns the start of the longest live partial match when the scan
 // first completes a needle. No needle can start before it (its prefix up
-// to that point would be a longer live partial match), none ends before
-// it (the scan would have stopped there), and at least one occurs after
-// it. It only reads b, for strings and byte slices alike, and allocates
-// nothing.
-func firstStart[T ~string | ~[]byte](a *automaton, b T) int {
+// to that point would be a longer live partial match), and none ends
+// before it (the scan would have stopped there).
+func dfaFirstStart[T ~string | ~[]byte](a *automaton, b T) int {
 	trans, class, special := a.trans, &a.class, a.special
 	st := uint32(0)
 	for i := 0; i < len(b); {

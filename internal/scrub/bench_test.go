@@ -70,6 +70,17 @@ func BenchmarkScrub(b *testing.B) {
 					b.Fatalf("%d replacements", count)
 				}
 			})
+			b.Run(fmt.Sprintf("%s/secrets=%d/AppendReplace", name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				out := make([]byte, 0, 2*len(body))
+				var count int
+				for b.Loop() {
+					out, count = s.AppendReplace(out[:0], body)
+				}
+				if matches != (count > 0) {
+					b.Fatalf("%d replacements", count)
+				}
+			})
 		}
 	}
 }

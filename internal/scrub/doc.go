@@ -77,10 +77,16 @@
 // binary secret) some 6 MB and 200 ms: build a Scrubber when the secrets
 // are loaded and share it, rather than once per request.
 //
-// Replace, AppendReplace and Contains first scan their input without
-// copying it, and stop at the first form found: text that holds no form
-// costs one pass and no allocation (Replace returns its argument, and
-// AppendReplace only appends to dst).
+// Replace, AppendReplace and Contains, which see their whole input at
+// once, first look for the first form without copying it, and without
+// stepping through every byte: every form is at least as long as the
+// shortest, so they look at two bytes per window of that length and move
+// on by most of it unless those bytes occur near the end of some form's
+// start (Wu and Manber's method; see skip.go). Text that holds no form
+// costs a fraction of a pass (some 0.3 ns a byte for an ordinary API key)
+// and no allocation: Replace returns its argument, and AppendReplace only
+// appends to dst. A Reader steps through every byte, since it must carry
+// partial matches across reads.
 //
 // # Streaming
 //
