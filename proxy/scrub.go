@@ -256,7 +256,7 @@ func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (sc
 		}
 	}
 	switch {
-	case isWhole:
+	case isWhole && int64(len(whole.rest)) != resp.ContentLength:
 		resp.ContentLength = int64(len(whole.rest))
 		resp.Header["Content-Length"] = []string{strconv.Itoa(len(whole.rest))}
 	case streams:
