@@ -17,8 +17,9 @@ import (
 // body (longer, of unknown length, an event stream) streams through a
 // scrub.Reader per secret and goes to the client chunked.
 //
-// Reading whole costs memory, bounded by maxWholeBody per response in
-// flight (twice that while a secret is replaced), but it saves the
+// Reading whole costs memory: maxWholeBody per response in flight, and
+// when a secret is replaced, a scrubbed copy (as long as the body, unless
+// a placeholder is longer than the form it replaces). It saves the
 // streaming readers and the chunked framing, most of what scrubbing cost
 // a small response, and it lets an upstream that cuts a body short be
 // answered with an error rather than a truncated response.
@@ -40,12 +41,15 @@ const minBodyBuf = 4 << 10
 // by pointer, so that putting it back allocates nothing.
 type bodyBuf struct{ b []byte }
 
-// getBodyBuf returns an empty pooled buffer that holds at least n bytes
-// (n at most maxWholeBody).
+// getBodyBuf returns an empty buffer that holds at least n bytes, pooled
+// unless n is beyond the largest pooled size.
 func getBodyBuf(n int) *bodyBuf {
 	c, size := 0, minBodyBuf
 	for size < n {
 		c, size = c+1, size*2
+	}
+	if c >= len(bodyBufs) {
+		return &bodyBuf{b: make([]byte, 0, n)}
 	}
 	if bb, ok := bodyBufs[c].Get().(*bodyBuf); ok {
 		return bb

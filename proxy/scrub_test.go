@@ -450,3 +450,15 @@ func TestWholeBodyBuffersAreZeroed(t *testing.T) {
 		}
 	}
 }
+
+// Body buffers come in pooled sizes up to maxWholeBody, and a larger one
+// is made when asked for.
+func TestBodyBufSizes(t *testing.T) {
+	for _, tc := range []struct{ n, cap int }{{0, 4 << 10}, {1, 4 << 10}, {4 << 10, 4 << 10}, {4<<10 + 1, 8 << 10}, {maxWholeBody, maxWholeBody}, {maxWholeBody + 1, maxWholeBody + 1}} {
+		bb := getBodyBuf(tc.n)
+		if len(bb.b) != 0 || cap(bb.b) != tc.cap {
+			t.Errorf("getBodyBuf(%d): len %d cap %d, want 0 and %d", tc.n, len(bb.b), cap(bb.b), tc.cap)
+		}
+		putBodyBuf(bb)
+	}
+}
