@@ -1,22 +1,24 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"log"
-	"net/http/httptest"
-	"net/url"
-
-	"github.com/elazarl/goproxy"
-
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elazarl/goproxy"
 
 	"github.com/tokrun/tokrun/internal/loadtest"
 )
@@ -153,4 +155,84 @@ func reportComparison(b *testing.B, cmp *loadtest.Comparison, extraCPU time.Dura
 	b.ReportMetric(float64(cmp.Added(0.99).Microseconds()), "added-p99-µs")
 	b.ReportMetric(float64(extraCPU.Microseconds())/float64(cmp.Requests), "proxy-cpu-µs/req")
 	b.ReportMetric(0, "ns/op")
+}
+
+// resettableBody is a response body a benchmark serves again each round.
+type resettableBody struct{ bytes.Reader }
+
+func (*resettableBody) Close() error { return nil }
+
+// BenchmarkScrubSmallResponse measures what the proxy does with a 1 KiB
+// upstream response that has a Content-Length and typical API headers,
+// from the parsed response to the bytes written to the client inside a
+// tunnel: with a secret injected (the response is scrubbed) and without
+// (it is only audited), the difference being the cost of scrubbing.
+func BenchmarkScrubSmallResponse(b *testing.B) {
+	h := newHarness(b, basicPolicy, nil, func(_ *harness, c *Config) { c.Audit = nil })
+	ix := h.srv.secrets(h.srv.cfg.Policy())
+	body := []byte(strings.Repeat(`{"id":"chatcmpl-9f8e7d6c","object":"chat.completion","model":"gpt-4o-mini","usage":{"prompt_tokens":12}}`+"\n", 10)[:1024])
+	header := http.Header{
+		"Content-Type":                   {"application/json; charset=utf-8"},
+		"Date":                           {"Tue, 10 Jun 2025 12:00:00 GMT"},
+		"Server":                         {"cloudflare"},
+		"X-Request-Id":                   {"req_4b1f0c1e8a9d4f2e9c7b6a5d4c3b2a10"},
+		"Openai-Processing-Ms":           {"412"},
+		"X-Ratelimit-Remaining-Requests": {"9999"},
+		"X-Ratelimit-Reset-Tokens":       {"6ms"},
+		"Cache-Control":                  {"no-cache, must-revalidate"},
+		"Strict-Transport-Security":      {"max-age=31536000; includeSubDomains; preload"},
+		"Cf-Ray":                         {"8f1e2d3c4b5a6978-AMS"},
+		"Alt-Svc":                        {`h3=":443"; ma=86400`},
+	}
+	for _, secrets := range [][]string{nil, {"api"}} {
+		b.Run(fmt.Sprintf("secrets=%d", len(secrets)), func(b *testing.B) {
+			benchRespond(b, h, ix, header, body, true, secrets)
+		})
+	}
+}
+
+// BenchmarkScrubResponseSizes compares, at several sizes, a body read
+// whole (it has a Content-Length) with one streamed (it has none): what
+// maxWholeBody is chosen by.
+func BenchmarkScrubResponseSizes(b *testing.B) {
+	h := newHarness(b, basicPolicy, nil, func(_ *harness, c *Config) { c.Audit = nil })
+	ix := h.srv.secrets(h.srv.cfg.Policy())
+	line := `{"id":"chatcmpl-9f8e7d6c","object":"chat.completion","model":"gpt-4o-mini","usage":{"prompt_tokens":12}}` + "\n"
+	header := http.Header{"Content-Type": {"application/json"}, "Date": {"Tue, 10 Jun 2025 12:00:00 GMT"}}
+	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 32 << 10, 64 << 10} {
+		body := []byte(strings.Repeat(line, size/len(line)+1)[:size])
+		for _, whole := range []bool{true, false} {
+			name := map[bool]string{true: "whole", false: "streamed"}[whole]
+			b.Run(fmt.Sprintf("size=%dKiB/%s", size>>10, name), func(b *testing.B) {
+				benchRespond(b, h, ix, header, body, whole, []string{"api"})
+			})
+		}
+	}
+}
+
+// benchRespond runs respond and writeResponse on a response with the
+// given header and body, which has a Content-Length if known is set.
+func benchRespond(b *testing.B, h *harness, ix *secretIndex, header http.Header, body []byte, known bool, secrets []string) {
+	length, cl := []string{strconv.Itoa(len(body))}, int64(len(body))
+	if !known {
+		length, cl = nil, -1
+	}
+	req := newRequest(b, "GET", "https://api.example.com/v1/chat", nil)
+	c := &tunnelConn{s: h.srv, bw: bufio.NewWriterSize(io.Discard, 4<<10)}
+	rb := &resettableBody{}
+	in := &countingReader{r: http.NoBody}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		header["Content-Length"] = length
+		if length == nil {
+			delete(header, "Content-Length")
+		}
+		rb.Reset(body)
+		resp := &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: header, ContentLength: cl, Body: rb}
+		rec := Record{Rule: "api", Reason: "allowed", Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: "/v1/chat", Secrets: secrets}
+		if !c.writeResponse(req, h.srv.respond(req, resp, ix, rec, in, time.Time{})) {
+			b.Fatal("the connection cannot be kept")
+		}
+	}
 }

@@ -34,11 +34,16 @@
 // upstream before reuse.
 //
 // Responses to requests that carried a secret are fetched unencoded and
-// scrubbed as they stream (internal/scrub): the secret, raw or encoded,
-// is replaced by its placeholder. A secret's placeholders headed to a host
-// outside its sealed binding trip the tripwire: the request is refused
-// before anything is sent (or cut off, for a placeholder deep in a large
-// body), counted, audited and reported to Config.OnTripwire.
+// scrubbed (internal/scrub): the secret, raw or encoded, is replaced by
+// its placeholder. A body with a Content-Length of at most 32 KiB is read
+// whole, scrubbed in one pass and sent with its new length (one cut short
+// by the upstream is answered as an upstream failure); any other body is
+// scrubbed as it streams, and sent chunked.
+//
+// A secret's placeholders headed to a host outside its sealed binding
+// trip the tripwire: the request is refused before anything is sent (or
+// cut off, for a placeholder deep in a large body), counted, audited and
+// reported to Config.OnTripwire.
 //
 // Every decision writes one audit Record and updates Metrics; neither ever
 // holds a secret value, a raw host or a path in a metric label. Nothing

@@ -191,30 +191,41 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
 	}
-	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	scrubbed := func() map[string]int64 { return nil }
+	return s.respond(r, resp, ix, rec, in, start)
+}
+
+// respond readies an allowed upstream response for the client: the
+// secrets injected (rec.Secrets) are scrubbed from it, and the audit
+// record and metrics are written when its body is finished.
+func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, start time.Time) *http.Response {
+	injected := rec.Secrets
+	eventStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	ab := &auditedBody{s: s, stream: resp.ContentLength < 0 || eventStream, in: in, start: start}
 	if len(injected) > 0 {
 		if err := decodeForScrubbing(resp); err != nil {
 			resp.Body.Close()
 			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n.Load(), start)
 		}
-		if scrubbed, err = ix.scrubResponse(resp, injected); err != nil {
+		if readsWhole(rec.Method, resp, eventStream) {
+			// Nothing has been sent to the client yet: a body the
+			// upstream cuts short is answered as the upstream's failure.
+			body, err := readWhole(resp)
+			if err != nil {
+				reason, why := classifyUpstreamError(err, rec.Host, rec.Port)
+				return s.fail(r, rec, reason, why, in.n.Load(), start)
+			}
+			resp.Body = body
+		}
+		var err error
+		if ab.scrubs, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
 			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
 		}
 	}
-	s.count(true, d.Rule, d.Reason)
+	s.count(true, rec.Rule, policy.Reason(rec.Reason))
 	rec.Decision, rec.Status = "allow", resp.StatusCode
-	resp.Body = &auditedBody{rc: resp.Body, stream: stream, done: func(n int64) {
-		rec.BytesIn, rec.BytesOut = in.n.Load(), n
-		for name, c := range scrubbed() {
-			rec.Scrubbed += int(c)
-			if m := s.cfg.Metrics; m != nil && c > 0 {
-				m.Scrubs.WithLabelValues(name).Add(float64(c))
-			}
-		}
-		s.audit(rec, start)
-	}}
+	ab.rc, ab.rec = resp.Body, rec
+	resp.Body = ab
 	return resp
 }
 
@@ -448,14 +459,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 func (c *countingReader) Close() error { return c.r.Close() }
 
-// auditedBody counts response bytes and reports once when the body is
-// finished or closed.
+// auditedBody counts response bytes and, once the body is finished or
+// closed, writes the exchange's audit record and its scrub metrics.
 type auditedBody struct {
 	rc     io.ReadCloser
 	stream bool // the upstream streams: flush each write to the client
 	n      int64
 	once   sync.Once
-	done   func(n int64)
+
+	s      *Server
+	rec    Record
+	start  time.Time
+	in     *countingReader // the request body, for its size
+	scrubs scrubCounts
 }
 
 func (b *auditedBody) Read(p []byte) (int, error) {
@@ -480,7 +496,20 @@ func (b *auditedBody) Close() error {
 	return err
 }
 
-func (b *auditedBody) finish() { b.once.Do(func() { b.done(b.n) }) }
+func (b *auditedBody) finish() { b.once.Do(b.report) }
+
+func (b *auditedBody) report() {
+	rec := &b.rec
+	rec.BytesIn, rec.BytesOut = b.in.n.Load(), b.n
+	for i, name := range b.scrubs.names {
+		c := b.scrubs.of(i)
+		rec.Scrubbed += int(c)
+		if m := b.s.cfg.Metrics; m != nil && c > 0 {
+			m.Scrubs.WithLabelValues(name).Add(float64(c))
+		}
+	}
+	b.s.audit(*rec, b.start)
+}
 
 // count updates the decision metric.
 func (s *Server) count(allow bool, rule string, reason policy.Reason) {

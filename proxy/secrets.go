@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/tokrun/tokrun/internal/match"
@@ -221,49 +219,3 @@ func (t *tripReader) Read(p []byte) (int, error) {
 }
 
 func (t *tripReader) Close() error { return t.src.Close() }
-
-// scrubResponse replaces the injected secrets in the response headers and
-// body. It returns a function that reports the replacements so far, per
-// secret.
-func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (func() map[string]int64, error) {
-	counts := map[string]int64{}
-	var readers []*scrub.Reader
-	var names []string
-	body := resp.Body
-	var r io.Reader = body
-	for _, name := range injected {
-		sc := ix.scrubbers[name]
-		if sc == nil {
-			return nil, errors.New("no scrubber for secret " + name)
-		}
-		for k, vs := range resp.Header {
-			for i, v := range vs {
-				if nv, n := sc.Replace(v); n > 0 {
-					vs[i] = nv
-					counts[name] += int64(n)
-				}
-			}
-			resp.Header[k] = vs
-		}
-		sr := sc.Reader(r)
-		readers, names, r = append(readers, sr), append(names, name), sr
-	}
-	if len(readers) > 0 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = &readCloser{Reader: r, c: body}
-		resp.ContentLength = -1
-		resp.Header.Del("Content-Length")
-	}
-	var mu sync.Mutex
-	return func() map[string]int64 {
-		mu.Lock()
-		defer mu.Unlock()
-		out := map[string]int64{}
-		for k, v := range counts {
-			out[k] = v
-		}
-		for i, sr := range readers {
-			out[names[i]] += sr.Count()
-		}
-		return out
-	}, nil
-}

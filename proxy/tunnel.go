@@ -481,10 +481,11 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 	code := resp.StatusCode
 	hasBody := req.Method != http.MethodHead && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 	chunked := false
+	length := h["Content-Length"]
 	delete(h, "Content-Length")
 	switch {
 	case resp.ContentLength >= 0 && code != http.StatusNoContent && code != http.StatusNotModified && code >= 200:
-		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
+		h["Content-Length"] = contentLength(length, resp.ContentLength)
 	case !hasBody:
 	case req.ProtoAtLeast(1, 1):
 		chunked = true
@@ -537,6 +538,18 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 		return false
 	}
 	return err == nil && keep
+}
+
+// contentLength returns the Content-Length header for n: the one the
+// response has (the upstream's, or the scrubbed body's), if it already
+// says n, which saves formatting it again; otherwise a new one.
+func contentLength(have []string, n int64) []string {
+	var buf [20]byte
+	v := strconv.AppendInt(buf[:0], n, 10)
+	if len(have) == 1 && have[0] == string(v) {
+		return have
+	}
+	return []string{string(v)}
 }
 
 var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}

@@ -30,6 +30,11 @@ type automaton struct {
 	fail     []uint32
 
 	maxLen int
+
+	// The skip scan's table (see skip.go); nil if forms are too short
+	// for it to pay.
+	gramLen   int
+	gramShift []uint8
 }
 
 type edge struct{ class, to uint32 }
@@ -179,6 +184,7 @@ func build(needles []needle) *automaton {
 			row[e.class] = id[e.to]
 		}
 	}
+	a.buildSkip(needles)
 	return a
 }
 
@@ -216,4 +222,28 @@ func (a *automaton) skip(b []byte, i int, st uint32) (int, uint32) {
 		}
 	}
 	return i, st
+}
+
+// dfaFirstStart is firstStart stepping the automaton through every byte:
+// it returns the start of the longest live partial match when the scan
+// first completes a needle. No needle can start before it (its prefix up
+// to that point would be a longer live partial match), and none ends
+// before it (the scan would have stopped there).
+func dfaFirstStart[T ~string | ~[]byte](a *automaton, b T) int {
+	trans, class, special := a.trans, &a.class, a.special
+	st := uint32(0)
+	for i := 0; i < len(b); {
+		if st < special {
+			st = trans[st+class[b[i]]]
+		} else {
+			st = a.step(st, class[b[i]])
+		}
+		i++
+		if st >= special {
+			if k := a.index(st); a.out[k] > 0 {
+				return i - int(a.depth[k])
+			}
+		}
+	}
+	return -1
 }

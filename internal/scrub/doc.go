@@ -4,7 +4,8 @@
 // A Scrubber is built once from pairs of (secret, placeholder) and is then
 // safe for concurrent use. Reader wraps a response body and streams it with
 // every encoding of every secret replaced by that secret's placeholder;
-// Replace does the same for a header value:
+// Replace does the same for a header value, and AppendReplace for a body
+// held whole in memory:
 //
 //	s, err := scrub.New([]scrub.Pair{{Secret: key, Placeholder: "tokrun_ph_1"}})
 //	...
@@ -75,6 +76,17 @@
 // 100 KiB for a few ordinary API keys, and at worst (a MaxSecretLen-byte
 // binary secret) some 6 MB and 200 ms: build a Scrubber when the secrets
 // are loaded and share it, rather than once per request.
+//
+// Replace, AppendReplace and Contains, which see their whole input at
+// once, first look for the first form without copying it, and without
+// stepping through every byte: every form is at least as long as the
+// shortest, so they look at two bytes per window of that length and move
+// on by most of it unless those bytes occur near the end of some form's
+// start (Wu and Manber's method; see skip.go). Text that holds no form
+// costs a fraction of a pass (some 0.3 ns a byte for an ordinary API key)
+// and no allocation: Replace returns its argument, and AppendReplace only
+// appends to dst. A Reader steps through every byte, since it must carry
+// partial matches across reads.
 //
 // # Streaming
 //

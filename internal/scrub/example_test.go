@@ -27,3 +27,15 @@ func Example() {
 	// Basic dXNlcjpTOKRUN_PH_openaik= 1
 	// scrub.Scrubber{pairs=1, REDACTED}
 }
+
+func ExampleScrubber_AppendReplace() {
+	s, err := scrub.New([]scrub.Pair{{Secret: "sk-live-0123456789", Placeholder: "TOKRUN_PH_openai"}})
+	if err != nil {
+		panic(err)
+	}
+	body := []byte(`{"key":"sk-live-0123456789"}`)
+	out, n := s.AppendReplace(make([]byte, 0, 64), body)
+	fmt.Println(string(out), n, s.Contains(body), s.Contains(out))
+	// Output:
+	// {"key":"TOKRUN_PH_openai"} 1 true false
+}

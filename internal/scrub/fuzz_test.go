@@ -9,9 +9,9 @@ import (
 )
 
 // FuzzScrub checks, for arbitrary input and a fuzzed second secret, that
-// the streamed output matches the leftmost-longest reference, that no form
-// of any secret survives outside a placeholder, and that input holding no
-// form passes byte for byte.
+// the streamed output, Replace and AppendReplace match the leftmost-longest
+// reference, that no form of any secret survives outside a placeholder,
+// and that input holding no form passes byte for byte.
 func FuzzScrub(f *testing.F) {
 	f.Add([]byte("zzzzzzzz99"), []byte("plain text"), uint64(1))
 	f.Add([]byte("abcdefgh"), []byte("abcdefghabcdefg"), uint64(2))
@@ -40,6 +40,18 @@ func FuzzScrub(f *testing.F) {
 		}
 		if rep, n := s.Replace(string(input)); rep != want || n != wantN {
 			t.Fatalf("Replace = %q (%d), reference %q (%d)", rep, n, want, wantN)
+		}
+		// AppendReplace appends to what dst holds, however much room it has.
+		prefix := []byte("prefix:")[:seed%8]
+		dst := append(make([]byte, 0, int(seed>>8)%(2*len(input)+1)), prefix...)
+		if out, n := s.AppendReplace(dst, input); string(out) != string(prefix)+want || n != wantN {
+			t.Fatalf("AppendReplace = %q (%d), reference %q (%d)", out, n, want, wantN)
+		}
+		if s.Contains(input) != (wantN > 0) {
+			t.Fatalf("Contains = %v with %d replacements", s.Contains(input), wantN)
+		}
+		if p, first := firstStart(s.m.a, input), leftmostStart(s.m, string(input)); (p < 0) != (first < 0) || p > first {
+			t.Fatalf("firstStart = %d, first form starts at %d", p, first)
 		}
 		if nd := needleAt(s.m, want, pls); nd != "" {
 			t.Fatalf("output %q holds form %q outside a placeholder", want, nd)

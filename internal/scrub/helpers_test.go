@@ -94,6 +94,18 @@ outer:
 	return out.String(), pls, count
 }
 
+// leftmostStart returns the offset of the first form in in, or -1.
+func leftmostStart(m *matcher, in string) int {
+	for i := range len(in) {
+		for _, n := range m.needles {
+			if strings.HasPrefix(in[i:], n.text) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 // needleAt reports the first form of any secret in out that does not
 // overlap one of the placeholder ranges pls, or "" if there is none.
 func needleAt(m *matcher, out string, pls [][2]int) string {

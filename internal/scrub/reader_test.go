@@ -45,7 +45,8 @@ func TestSplitAnywhere(t *testing.T) {
 }
 
 // TestRandomBodies scrubs random text with forms of several secrets
-// inserted at random places, and checks that none survives.
+// inserted at random places, streamed and whole, and checks that none
+// survives.
 func TestRandomBodies(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_%\\\"{}:, \n"
@@ -86,6 +87,12 @@ func TestRandomBodies(t *testing.T) {
 		if got != want || int(n) != wantN {
 			t.Fatalf("round %d: output differs from reference (%d vs %d replacements)", round, n, wantN)
 		}
+		if out, n := s.AppendReplace(nil, []byte(in)); string(out) != want || n != wantN {
+			t.Fatalf("round %d: AppendReplace differs from reference (%d vs %d replacements)", round, n, wantN)
+		}
+		if out, n := s.Replace(in); out != want || n != wantN {
+			t.Fatalf("round %d: Replace differs from reference (%d vs %d replacements)", round, n, wantN)
+		}
 		if wantN < inserted {
 			t.Fatalf("round %d: %d replacements for %d inserted forms", round, wantN, inserted)
 		}
@@ -120,6 +127,9 @@ func TestNoMatchIsIdentity(t *testing.T) {
 	in := b.String()
 	if got, n := scrubAll(t, s, randomChunks([]byte(in), rng, 100)); got != in || n != 0 {
 		t.Fatalf("clean text changed (%d replacements)", n)
+	}
+	if got, n := s.AppendReplace(nil, []byte(in)); string(got) != in || n != 0 || s.Contains([]byte(in)) {
+		t.Fatalf("AppendReplace changed clean text (%d replacements)", n)
 	}
 }
 

@@ -90,14 +90,40 @@ func (s *Scrubber) stream() stream {
 }
 
 // Replace returns v with every form of every secret replaced, and the
-// number of replacements. It is meant for header values.
+// number of replacements. It is meant for header values. When v holds no
+// form, Replace returns v itself and allocates nothing.
 func (s *Scrubber) Replace(v string) (string, int) {
-	st := s.stream()
-	out := st.run(nil, []byte(v), flush)
-	if st.n == 0 {
+	p := firstStart(s.m.a, v)
+	if p < 0 {
 		return v, 0
 	}
-	return string(out), int(st.n)
+	out, n := s.appendFrom(nil, []byte(v), p)
+	return string(out), n
+}
+
+// AppendReplace appends src to dst with every form of every secret
+// replaced, and returns the extended buffer and the number of
+// replacements. It is meant for a body held whole in memory: it gives
+// what a Reader would, and allocates only if dst must grow.
+func (s *Scrubber) AppendReplace(dst, src []byte) ([]byte, int) {
+	p := firstStart(s.m.a, src)
+	if p < 0 {
+		return append(dst, src...), 0
+	}
+	return s.appendFrom(dst, src, p)
+}
+
+// Contains reports whether b holds a form of any secret, that is whether
+// AppendReplace would replace anything. It allocates nothing.
+func (s *Scrubber) Contains(b []byte) bool { return firstStart(s.m.a, b) >= 0 }
+
+// appendFrom appends src to dst with every form replaced, where no form
+// starts before src[p].
+func (s *Scrubber) appendFrom(dst, src []byte, p int) ([]byte, int) {
+	dst = append(dst, src[:p]...)
+	st := s.stream()
+	dst = st.run(dst, src[p:], flush)
+	return dst, int(st.n)
 }
 
 // maxHold is the most bytes a Reader holds back between reads: the

@@ -219,11 +219,16 @@ func TestLeftmostLongest(t *testing.T) {
 		{"back to back", []Pair{{"abcdefgh", "_A_"}}, "abcdefghabcdefgh", "_A__A_"},
 		{"self overlap", []Pair{{"aaaaaaaa", "_A_"}}, "aaaaaaaaaaaaaaaaa", "_A__A_a"},
 		{"first pair wins a shared form", []Pair{{"abcdefgh", "_A_"}, {"abcdefgh", "_B_"}}, "abcdefgh", "_A_"},
+		{"long false start first", []Pair{{"0123456789abcdefghij", "_A_"}}, "0123456789abcdefgh0123456789abcdefghij", "0123456789abcdefgh_A_"},
+		{"false start overlaps the match", []Pair{{"abababababababab", "_A_"}}, "ababababababababab", "_A_ab"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mustNew(t, tc.pairs...)
 			if got, _ := s.Replace(tc.in); got != tc.want {
 				t.Errorf("Replace(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if got, _ := s.AppendReplace([]byte("<"), []byte(tc.in)); string(got) != "<"+tc.want {
+				t.Errorf("AppendReplace(%q) = %q, want %q", tc.in, got, "<"+tc.want)
 			}
 			for i := 0; i <= len(tc.in); i++ {
 				for j := i; j <= len(tc.in); j++ {
@@ -244,6 +249,7 @@ func TestReplaceHeader(t *testing.T) {
 		{"token=" + url.QueryEscape(specialSecret) + "; other=" + hex.EncodeToString([]byte(plainSecret)), "token=PH_2; other=" + ph},
 		{"no secret here", "no secret here"},
 		{"", ""},
+		{"x=" + plainSecret[:20] + plainSecret + plainSecret[:27], "x=" + plainSecret[:20] + ph + plainSecret[:27]},
 	} {
 		got, n := s.Replace(tc.in)
 		if tc.want != "" && got != tc.want || strings.Contains(got, plainSecret) || decodesTo(got, plainSecret[:8]) {
@@ -253,8 +259,28 @@ func TestReplaceHeader(t *testing.T) {
 			t.Errorf("Replace(%q): count %d with output %q", tc.in, n, got)
 		}
 	}
-	if a := testing.AllocsPerRun(100, func() { s.Replace("application/json; charset=utf-8") }); a > 1 {
-		t.Errorf("Replace of a clean header allocates %v times", a)
+}
+
+// Scanning text that holds no form allocates nothing, whether it is a
+// header value or a body, and however many prefixes of forms it holds.
+func TestNoMatchAllocatesNothing(t *testing.T) {
+	s := mustNew(t, Pair{plainSecret, ph}, Pair{specialSecret, "PH_2"})
+	clean := "application/json; charset=utf-8; " + plainSecret[:20] + " " + base64.StdEncoding.EncodeToString([]byte(plainSecret))[:30]
+	if _, n := s.Replace(clean); n != 0 {
+		t.Fatal("the clean text holds a form")
+	}
+	dst := make([]byte, 0, len(clean))
+	for name, f := range map[string]func(){
+		"Replace":       func() { s.Replace(clean) },
+		"AppendReplace": func() { dst, _ = s.AppendReplace(dst[:0], []byte(clean)) },
+		"Contains":      func() { s.Contains([]byte(clean)) },
+	} {
+		if a := testing.AllocsPerRun(100, f); a != 0 {
+			t.Errorf("%s of clean text allocates %v times", name, a)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { s.Replace("Bearer " + plainSecret) }); a == 0 {
+		t.Error("Replace of a secret allocated nothing: the test no longer measures")
 	}
 }
 
