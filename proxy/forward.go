@@ -171,7 +171,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		return s.tripped(r, rec, trip.hit.Load(), start)
 	}
 	if m := s.cfg.Metrics; m != nil && err == nil {
-		m.UpstreamDuration.WithLabelValues(d.Rule).Observe(s.cfg.Now().Sub(sent).Seconds())
+		m.upstreamDuration(d.Rule, s.cfg.Now().Sub(sent))
 	}
 	if err != nil {
 		// The client's error text can quote upstream bytes (a malformed
@@ -181,7 +181,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if m := s.cfg.Metrics; m != nil {
 		for _, name := range injected {
-			m.Injections.WithLabelValues(name, d.Rule).Inc()
+			m.injected(d.Rule, name)
 		}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols && !upgrade {
@@ -513,12 +513,14 @@ func (b *auditedBody) report() {
 
 // count updates the decision metric.
 func (s *Server) count(allow bool, rule string, reason policy.Reason) {
-	if m := s.cfg.Metrics; m != nil {
-		d := "deny"
-		if allow {
-			d = "allow"
-		}
-		m.Decisions.WithLabelValues(d, rule, string(reason)).Inc()
+	switch m := s.cfg.Metrics; {
+	case m == nil:
+	case allow && reason == policy.Allowed:
+		m.allowed(rule)
+	case allow:
+		m.Decisions.WithLabelValues("allow", rule, string(reason)).Inc()
+	default:
+		m.Decisions.WithLabelValues("deny", rule, string(reason)).Inc()
 	}
 }
 

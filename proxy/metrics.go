@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokrun/tokrun/policy"
@@ -22,6 +25,56 @@ type Metrics struct {
 	PolicyReloads    *prometheus.CounterVec
 	PolicyInfo       *prometheus.GaugeVec
 	AuditErrors      prometheus.Counter
+
+	// rules holds, for the policy loaded last, each rule's series on the
+	// path of an allowed request, looked up once instead of by labels on
+	// every request.
+	rules atomic.Pointer[map[string]*ruleSeries]
+}
+
+// ruleSeries are one allow rule's series.
+type ruleSeries struct {
+	allowed    prometheus.Counter
+	duration   prometheus.Observer
+	injections map[string]prometheus.Counter // by secret
+}
+
+// rule returns the series of the allow rule named, or nil if the rule is
+// not in the policy loaded last.
+func (m *Metrics) rule(name string) *ruleSeries {
+	if rs := m.rules.Load(); rs != nil {
+		return (*rs)[name]
+	}
+	return nil
+}
+
+// allowed counts a request the rule allowed.
+func (m *Metrics) allowed(rule string) {
+	if rs := m.rule(rule); rs != nil {
+		rs.allowed.Inc()
+		return
+	}
+	m.Decisions.WithLabelValues("allow", rule, string(policy.Allowed)).Inc()
+}
+
+// upstreamDuration observes how long the upstream took to answer.
+func (m *Metrics) upstreamDuration(rule string, d time.Duration) {
+	if rs := m.rule(rule); rs != nil {
+		rs.duration.Observe(d.Seconds())
+		return
+	}
+	m.UpstreamDuration.WithLabelValues(rule).Observe(d.Seconds())
+}
+
+// injected counts a secret injected by the rule.
+func (m *Metrics) injected(rule, secret string) {
+	if rs := m.rule(rule); rs != nil {
+		if c := rs.injections[secret]; c != nil {
+			c.Inc()
+			return
+		}
+	}
+	m.Injections.WithLabelValues(secret, rule).Inc()
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -80,13 +133,19 @@ func (m *Metrics) PolicyLoaded(p *policy.Policy) {
 	m.PolicyInfo.Reset()
 	m.PolicyInfo.WithLabelValues(p.Hash()).Set(1)
 	m.Decisions.WithLabelValues("deny", "", string(policy.HostNotAllowed))
+	rules := map[string]*ruleSeries{}
 	for _, r := range p.Rules() {
-		m.Decisions.WithLabelValues("allow", r.Name, string(policy.Allowed))
-		m.UpstreamDuration.WithLabelValues(r.Name)
-		for _, s := range r.Inject {
-			m.Injections.WithLabelValues(s, r.Name)
+		rs := &ruleSeries{
+			allowed:    m.Decisions.WithLabelValues("allow", r.Name, string(policy.Allowed)),
+			duration:   m.UpstreamDuration.WithLabelValues(r.Name),
+			injections: map[string]prometheus.Counter{},
 		}
+		for _, s := range r.Inject {
+			rs.injections[s] = m.Injections.WithLabelValues(s, r.Name)
+		}
+		rules[r.Name] = rs
 	}
+	m.rules.Store(&rules)
 	for _, r := range p.DenyRules() {
 		m.Decisions.WithLabelValues("deny", r.Name, string(policy.DeniedByRule))
 	}
