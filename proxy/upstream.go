@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,6 @@ func (u *upstream) get(h *cancelHook, k upKey) (*upConn, error) {
 		list[len(list)-1] = nil
 		u.idle[k] = list[:len(list)-1]
 		u.nidle--
-		pc.timer.Stop()
 		u.mu.Unlock()
 		if pc.alive() {
 			pc.reused = true
@@ -170,32 +170,40 @@ func (u *upstream) put(pc *upConn) {
 		pc.close()
 		return
 	}
+	pc.idleAt = time.Now()
 	if pc.timer == nil {
 		pc.timer = time.AfterFunc(u.limits.IdleTimeout, func() { u.expire(pc) })
-	} else {
-		pc.timer.Reset(u.limits.IdleTimeout)
 	}
 	u.idle[pc.key] = append(list, pc)
 	u.nidle++
 	u.mu.Unlock()
 }
 
-// expire closes a connection that idled for Limits.IdleTimeout, if it is
-// still in the pool.
+// expire runs when a connection's timer fires: it closes the connection
+// if it has been in the pool for Limits.IdleTimeout, and otherwise looks
+// again when it could have. The timer is set once and not moved on every
+// use, which would cost each request two timer updates.
 func (u *upstream) expire(pc *upConn) {
 	u.mu.Lock()
 	list := u.idle[pc.key]
-	for i, c := range list {
-		if c == pc {
-			u.idle[pc.key] = append(list[:i], list[i+1:]...)
-			list[len(list)-1] = nil
-			u.nidle--
-			u.mu.Unlock()
-			pc.close()
-			return
+	i := slices.Index(list, pc)
+	if i < 0 { // in use, or closed
+		u.mu.Unlock()
+		if !pc.closed.Load() {
+			pc.timer.Reset(u.limits.IdleTimeout)
 		}
+		return
 	}
+	if left := u.limits.IdleTimeout - time.Since(pc.idleAt); left > 0 {
+		pc.timer.Reset(left)
+		u.mu.Unlock()
+		return
+	}
+	u.idle[pc.key] = append(list[:i], list[i+1:]...)
+	list[len(list)-1] = nil
+	u.nidle--
 	u.mu.Unlock()
+	pc.close()
 }
 
 // closeIdle closes the pooled connections; connections in use close
@@ -226,7 +234,8 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
-	timer  *time.Timer // while idle: closes the connection after IdleTimeout
+	timer  *time.Timer // closes the connection once it has idled for IdleTimeout (expire)
+	idleAt time.Time   // when it last went into the pool; guarded by u.mu
 	// closeFn is close, bound once: what a cancelled exchange calls.
 	closeFn func()
 	probe   quietProbe // on raw, for what the upstream sent unasked

@@ -298,3 +298,60 @@ func (c *notifyClose) Close() error {
 	c.once.Do(func() { c.closed <- struct{}{} })
 	return c.Conn.Close()
 }
+
+// A pooled connection's idle timer is set once: a connection used again
+// and again, or held longer than IdleTimeout by a slow exchange, is not
+// closed while it is in use or has idled less than IdleTimeout; once left
+// alone, it is closed.
+func TestIdleTimerFollowsUse(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}), func(_ *harness, c *Config) {
+		c.Limits.IdleTimeout = time.Second
+		dial := c.Dialer.Dial
+		c.Dialer.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &notifyClose{Conn: conn, closed: closed}, nil
+		}
+	})
+	c := h.client()
+	get := func(path string) {
+		t.Helper()
+		resp, err := c.Get("https://open.example.com" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get("/")
+	// Used every 100 ms for 2.5 s: the timer fires while the connection
+	// has idled less than IdleTimeout, and must wait.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		get("/")
+	}
+	// Held for longer than IdleTimeout: the timer fires while it is in use.
+	get("/slow")
+	get("/")
+	if n := h.dials.Load(); n != 1 {
+		t.Fatalf("%d dials, want 1: a connection in use or idle less than IdleTimeout was closed", n)
+	}
+	select {
+	case <-closed:
+		t.Fatal("the connection was closed while in use")
+	default:
+	}
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the idle connection was never closed")
+	}
+}
