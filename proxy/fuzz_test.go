@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +54,34 @@ func FuzzHeaderHandling(f *testing.F) {
 			if named[canon] || strings.HasPrefix(canon, "Proxy-") || strings.HasPrefix(canon, "X-Tokrun-") {
 				t.Fatalf("header %s left after stripping", name)
 			}
+		}
+	})
+}
+
+// writeHeader writes the same lines as Header.Write, in any order, for
+// any header, valid or not.
+func FuzzWriteHeader(f *testing.F) {
+	f.Add("Content-Type", "text/plain", "X-A", " spaced \t", "x-b", "a\r\nInjected: 1")
+	f.Add("Bad Name", "v", "Set-Cookie", "a\nb", "", "\r")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		h := http.Header{}
+		for _, kv := range [][2]string{{k1, v1}, {k2, v2}, {k3, v3}} {
+			h[kv[0]] = append(h[kv[0]], kv[1]) // raw: no canonicalisation or checks
+		}
+		var want, got bytes.Buffer
+		if err := h.Write(&want); err != nil {
+			t.Fatal(err)
+		}
+		bw := bufio.NewWriter(&got)
+		writeHeader(bw, h)
+		bw.Flush()
+		lines := func(b []byte) []string {
+			l := strings.SplitAfter(string(b), "\r\n")
+			slices.Sort(l)
+			return l
+		}
+		if w, g := lines(want.Bytes()), lines(got.Bytes()); !slices.Equal(w, g) {
+			t.Fatalf("writeHeader wrote\n%q\nHeader.Write\n%q", g, w)
 		}
 	})
 }
