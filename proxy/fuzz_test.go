@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func FuzzWriteHeader(f *testing.F) {
 			t.Fatal(err)
 		}
 		bw := bufio.NewWriter(&got)
-		writeHeader(bw, h)
+		writeHeader(bw, h, nil)
 		bw.Flush()
 		lines := func(b []byte) []string {
 			l := strings.SplitAfter(string(b), "\r\n")
@@ -82,6 +83,43 @@ func FuzzWriteHeader(f *testing.F) {
 		}
 		if w, g := lines(want.Bytes()), lines(got.Bytes()); !slices.Equal(w, g) {
 			t.Fatalf("writeHeader wrote\n%q\nHeader.Write\n%q", g, w)
+		}
+	})
+}
+
+// writeBodiless writes what Request.Write writes for a request without a
+// body, up to the order of header lines.
+func FuzzWriteBodiless(f *testing.F) {
+	f.Add("GET", "api.example.com", "/v1/x", "a=1", "User-Agent", "curl/8", "Accept", "*/*")
+	f.Add("DELETE", "api.example.com:8443", "//x", "", "Content-Length", "0", "X-Bad", "a\r\nb")
+	f.Add("POST", "[::1]:443", "/", "", "User-Agent", "", "Host", "evil.example")
+	f.Add("PUT", "h%25", "/", "", "Trailer", "x", "Transfer-Encoding", "chunked")
+	f.Fuzz(func(t *testing.T, method, host, path, query, k1, v1, k2, v2 string) {
+		h := http.Header{}
+		h[k1] = append(h[k1], v1)
+		h[k2] = append(h[k2], v2)
+		u := &url.URL{Scheme: "https", Host: host, Opaque: path, RawQuery: query}
+		req := func() *http.Request {
+			return &http.Request{Method: method, URL: u, Host: host, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody}
+		}
+		var want, got bytes.Buffer
+		werr := req().Write(&want)
+		bw := bufio.NewWriter(&got)
+		gerr := writeBodiless(bw, req())
+		bw.Flush()
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("Request.Write: %v, writeBodiless: %v", werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		lines := func(b []byte) []string {
+			l := strings.SplitAfter(string(b), "\r\n")
+			slices.Sort(l[1:]) // the request line stays first
+			return l
+		}
+		if w, g := lines(want.Bytes()), lines(got.Bytes()); !slices.Equal(w, g) {
+			t.Fatalf("writeBodiless wrote\n%q\nRequest.Write\n%q", g, w)
 		}
 	})
 }

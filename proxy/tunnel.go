@@ -513,7 +513,7 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 	bw.WriteByte(' ')                  //nolint:errcheck
 	bw.WriteString(text)               //nolint:errcheck
 	bw.WriteString("\r\n")             //nolint:errcheck
-	writeHeader(bw, h)
+	writeHeader(bw, h, nil)
 	bw.WriteString("\r\n") //nolint:errcheck
 	if !hasBody {
 		return bw.Flush() == nil && keep
@@ -553,13 +553,14 @@ func contentLength(have []string, n int64) []string {
 	return []string{string(v)}
 }
 
-// writeHeader writes h as header lines, as Header.Write does (invalid
-// names dropped, CR and LF in values made spaces, values trimmed) but in
-// map order: fields with different names have no order in HTTP, and
-// sorting them costs a third of writing a small response's head.
-func writeHeader(bw *bufio.Writer, h http.Header) {
+// writeHeader writes h as header lines, except the names in exclude, as
+// Header.Write does (invalid names dropped, CR and LF in values made
+// spaces, values trimmed) but in map order: fields with different names
+// have no order in HTTP, and sorting them costs a third of writing a
+// small response's head.
+func writeHeader(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
 	for k, vs := range h {
-		if !httpguts.ValidHeaderFieldName(k) {
+		if exclude[k] || !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {

@@ -9,11 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // upstream is the proxy's HTTP/1.1 client. It writes a request and reads
@@ -266,7 +270,7 @@ func (pc *upConn) roundTrip(h *cancelHook, req *http.Request) (*http.Response, e
 		wrote = make(chan error, 1)
 		go pc.write(req, wrote)
 	} else {
-		err := req.Write(pc.bw)
+		err := writeBodiless(pc.bw, req)
 		if err == nil {
 			err = pc.bw.Flush()
 		}
@@ -317,6 +321,58 @@ func (pc *upConn) roundTrip(h *cancelHook, req *http.Request) (*http.Response, e
 	}
 	return resp, nil
 }
+
+// writeBodiless writes a request without a body as Request.Write would,
+// for the requests exchange builds (HTTP/1.1, no Close, no trailers), at
+// a fifth of the cost: header lines in map order rather than sorted, and
+// no transfer writer. Anything else goes to Request.Write.
+func writeBodiless(bw *bufio.Writer, req *http.Request) error {
+	if req.Close || req.Trailer != nil || len(req.TransferEncoding) > 0 || req.ProtoMajor != 1 || req.ProtoMinor != 1 ||
+		req.Method == "" || req.Host == "" || req.URL == nil || req.URL.Host != req.Host ||
+		!httpguts.ValidHostHeader(req.Host) || strings.Contains(req.Host, "%") || req.Method == http.MethodConnect ||
+		strings.IndexFunc(req.Method, notTokenRune) >= 0 {
+		return req.Write(bw)
+	}
+	uri := req.URL.RequestURI()
+	if strings.IndexFunc(uri, isCTL) >= 0 {
+		return req.Write(bw) // which refuses it
+	}
+	bw.WriteString(req.Method)            //nolint:errcheck // a failed write fails the flush
+	bw.WriteByte(' ')                     //nolint:errcheck
+	bw.WriteString(uri)                   //nolint:errcheck
+	bw.WriteString(" HTTP/1.1\r\nHost: ") //nolint:errcheck
+	bw.WriteString(req.Host)              //nolint:errcheck
+	bw.WriteString("\r\n")                //nolint:errcheck
+	// The User-Agent net/http sends when a request has none.
+	ua := "Go-http-client/1.1"
+	if vs, ok := req.Header["User-Agent"]; ok {
+		ua = ""
+		if len(vs) > 0 {
+			ua = vs[0]
+		}
+	}
+	if ua != "" {
+		bw.WriteString("User-Agent: ")                                   //nolint:errcheck
+		bw.WriteString(textproto.TrimString(newlineToSpace.Replace(ua))) //nolint:errcheck
+		bw.WriteString("\r\n")                                           //nolint:errcheck
+	}
+	// No body: a zero length is stated for the methods servers expect
+	// one with.
+	if req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+		bw.WriteString("Content-Length: 0\r\n") //nolint:errcheck
+	}
+	writeHeader(bw, req.Header, requestHeadExcluded)
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// requestHeadExcluded are the headers a request's head states from its
+// fields, not from its Header (as Request.Write does).
+var requestHeadExcluded = map[string]bool{"Host": true, "User-Agent": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
+
+func isCTL(r rune) bool { return r < ' ' || r == 0x7f }
+
+func notTokenRune(r rune) bool { return r >= 0x80 || !httpguts.IsTokenRune(r) }
 
 // write writes a request with a body, then starts the response header
 // timeout.
