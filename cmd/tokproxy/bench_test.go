@@ -222,12 +222,18 @@ func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemo
 			b.Logf("%s log:\n%.3000s\naudit: %d records, %d CONNECT", name, logs.String(), strings.Count(string(audit), "\n"), strings.Count(string(audit), `"CONNECT"`))
 		}
 	})
+	// The daemon binds its listeners before it creates its CA.
 	waitListening(b, addr)
-	ca, err := os.ReadFile(filepath.Join(state, "ca.pem"))
-	if err != nil {
-		b.Fatal(err)
+	caPath := filepath.Join(state, "ca.pem")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ca, err := os.ReadFile(caPath)
+		if err == nil && len(ca) > 0 {
+			return benchDaemon{addr: addr, pid: cmd.Process.Pid, ca: ca}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("tokproxy wrote no CA at %s: %v", caPath, err)
+		}
 	}
-	return benchDaemon{addr: addr, pid: cmd.Process.Pid, ca: ca}
 }
 
 // contender is one way to the upstream, compared with direct requests.
