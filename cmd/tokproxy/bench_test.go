@@ -227,7 +227,7 @@ func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemo
 	caPath := filepath.Join(state, "ca.pem")
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ca, err := os.ReadFile(caPath)
-		if err == nil && len(ca) > 0 {
+		if err == nil && x509.NewCertPool().AppendCertsFromPEM(ca) { // whole, not being written
 			return benchDaemon{addr: addr, pid: cmd.Process.Pid, ca: ca}
 		}
 		if time.Now().After(deadline) {
