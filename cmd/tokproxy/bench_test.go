@@ -301,22 +301,8 @@ func relayMain(addrs string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			os.Exit(1)
-		}
-		go func() {
-			defer c.Close()
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			go io.Copy(u, c)
-			io.Copy(c, u)
-		}()
-	}
+	fmt.Fprintln(os.Stderr, loadtest.Relay(ln, target))
+	os.Exit(1)
 }
 
 // goproxyMain runs plain goproxy with MITM of every CONNECT, its
