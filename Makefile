@@ -7,7 +7,7 @@ BINARIES    := $(notdir $(wildcard cmd/*))
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: help build test lint unit tidy-check bench fuzz demo clean
+.PHONY: help build test lint unit tidy-check bench pgo fuzz demo clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,11 @@ unit: ## go test -race on every package
 
 bench: ## run benchmarks (ratios against baselines measured in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+pgo: ## regenerate cmd/tokproxy/default.pgo, the CPU profile tokproxy is built with
+	$(GO) test -run '^$$' -bench 'KeepAliveHTTPS' -benchtime 60x -o /tmp/tokrun-pgo.test \
+	  -cpuprofile $(CURDIR)/cmd/tokproxy/default.pgo ./proxy
+	rm -f /tmp/tokrun-pgo.test
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	@set -e; for pkg in $$($(GO) list ./...); do \
