@@ -77,6 +77,11 @@ func newUpstream(dial func(context.Context, string, string) (net.Conn, error), c
 func (u *upstream) roundTrip(h *cancelHook, req *http.Request, k upKey) (*http.Response, error) {
 	again := replayable(req)
 	for {
+		// A cancelled exchange takes no connection: each would be closed
+		// at once by the hook, and the pool emptied by the retries.
+		if h.isCancelled() {
+			return nil, context.Canceled
+		}
 		pc, err := u.get(h, k)
 		if err != nil {
 			return nil, err
@@ -548,6 +553,13 @@ func (h *cancelHook) clear() bool {
 	defer h.mu.Unlock()
 	h.f = nil
 	return !h.cancelled
+}
+
+// isCancelled reports whether cancel has run.
+func (h *cancelHook) isCancelled() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cancelled
 }
 
 // cancel runs the registered function, once.

@@ -2,12 +2,19 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -248,14 +255,7 @@ func TestUpstreamPoolLimits(t *testing.T) {
 	}), func(_ *harness, c *Config) {
 		c.Limits.MaxIdleConnsPerHost = 2
 		c.Limits.IdleTimeout = 300 * time.Millisecond
-		dial := c.Dialer.Dial
-		c.Dialer.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &notifyClose{Conn: conn, closed: closed}, nil
-		}
+		notifyCloses(c, closed)
 	})
 	c := h.client()
 	var wg sync.WaitGroup
@@ -288,6 +288,19 @@ func TestUpstreamPoolLimits(t *testing.T) {
 	}
 }
 
+// notifyCloses makes every upstream connection c's dialer opens report
+// its closing on closed.
+func notifyCloses(c *Config, closed chan<- struct{}) {
+	dial := c.Dialer.Dial
+	c.Dialer.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &notifyClose{Conn: conn, closed: closed}, nil
+	}
+}
+
 type notifyClose struct {
 	net.Conn
 	once   sync.Once
@@ -312,14 +325,7 @@ func TestIdleTimerFollowsUse(t *testing.T) {
 		io.WriteString(w, "ok")
 	}), func(_ *harness, c *Config) {
 		c.Limits.IdleTimeout = time.Second
-		dial := c.Dialer.Dial
-		c.Dialer.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &notifyClose{Conn: conn, closed: closed}, nil
-		}
+		notifyCloses(c, closed)
 	})
 	c := h.client()
 	get := func(path string) {
@@ -353,5 +359,50 @@ func TestIdleTimerFollowsUse(t *testing.T) {
 	case <-closed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the idle connection was never closed")
+	}
+}
+
+// An exchange cancelled before it is sent takes no pooled connection:
+// the pool keeps what it holds, and nothing is dialled.
+func TestCancelledExchangeLeavesPoolAlone(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer up.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	var dials atomic.Int32
+	u := newUpstream(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}, &tls.Config{RootCAs: roots}, Limits{}.withDefaults())
+	defer u.closeIdle()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	k := upKey{scheme: "https", host: "127.0.0.1", port: p}
+	get := func(h *cancelHook) error {
+		req := &http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: "127.0.0.1:" + port, Opaque: "/"},
+			Host: "127.0.0.1:" + port, Header: http.Header{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody}
+		resp, err := u.roundTrip(h, req, k)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	if err := get(new(cancelHook)); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := new(cancelHook)
+	cancelled.cancel()
+	if err := get(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled exchange: %v, want context.Canceled", err)
+	}
+	u.mu.Lock()
+	idle := u.nidle
+	u.mu.Unlock()
+	if idle != 1 || dials.Load() != 1 {
+		t.Fatalf("after a cancelled exchange: %d idle, %d dials; want 1 and 1", idle, dials.Load())
+	}
+	if err := get(new(cancelHook)); err != nil || dials.Load() != 1 {
+		t.Fatalf("the pooled connection was not reused: %v, %d dials", err, dials.Load())
 	}
 }
