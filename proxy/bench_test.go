@@ -113,6 +113,7 @@ func BenchmarkKeepAliveHTTPS(b *testing.B) {
 				b.ReportMetric(k.cmp.Ratio(), k.name+"ratio")
 				b.ReportMetric(float64(k.cmp.Added(0.5).Microseconds()), k.name+"added-p50-µs")
 				b.ReportMetric(float64((k.cpu-dCPU).Microseconds())/float64(k.cmp.Requests), k.name+"cpu-µs/req")
+				b.ReportMetric(contenders[0].cmp.Relative(&k.cmp), "vs-"+strings.TrimSuffix(k.name, "-"))
 			}
 			b.ReportMetric(0, "ns/op")
 		})

@@ -174,6 +174,10 @@ func BenchmarkDaemon(b *testing.B) {
 					name = "proxy-"
 				}
 				b.ReportMetric(float64(k.cpu.Microseconds())/float64(k.cmp.Requests), name+"cpu-µs/req")
+				if k != contenders[0] {
+					// tokproxy's throughput over this one's, round by round.
+					b.ReportMetric(contenders[0].cmp.Relative(&k.cmp), "vs-"+strings.TrimSuffix(k.name, "-"))
+				}
 			}
 			cmp := &contenders[0].cmp
 			dr, pr := cmp.Throughput()

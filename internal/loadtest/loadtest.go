@@ -119,6 +119,22 @@ func (c *Comparison) Ratio() float64 {
 	return r[len(r)/2]
 }
 
+// Relative returns the median, over the rounds both measured, of this
+// candidate's ratio over other's: how two candidates compare when a
+// round's load from elsewhere falls on both (1 = as fast).
+func (c *Comparison) Relative(other *Comparison) float64 {
+	n := min(len(c.ratios), len(other.ratios))
+	if n == 0 {
+		return 0
+	}
+	r := make([]float64, n)
+	for i := range r {
+		r[i] = c.ratios[i] / other.ratios[i]
+	}
+	slices.Sort(r)
+	return r[n/2]
+}
+
 // Added returns how much the candidate adds to the p-th latency.
 func (c *Comparison) Added(p float64) time.Duration {
 	return Percentile(c.cand, p) - Percentile(c.base, p)
