@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // quietProbe tells whether anything waits on a connection. It peeks
@@ -10,7 +11,7 @@ import (
 type quietProbe struct {
 	rc    syscall.RawConn // nil if the connection has no descriptor
 	quiet bool
-	peek  func(fd uintptr) bool // p.peekFD, bound once
+	peek  func(fd uintptr) // p.peekFD, bound once
 }
 
 func (p *quietProbe) init(c net.Conn) {
@@ -27,12 +28,17 @@ func (p *quietProbe) quietNow() bool {
 		return true
 	}
 	p.quiet = false
-	return p.rc.Read(p.peek) == nil && p.quiet
+	return p.rc.Control(p.peek) == nil && p.quiet
 }
 
-func (p *quietProbe) peekFD(fd uintptr) bool {
+// peekFD peeks at one byte. The call cannot block (MSG_DONTWAIT), so it
+// is made as a raw system call, and through Control rather than Read,
+// which would ready the poller for a wait that never comes.
+func (p *quietProbe) peekFD(fd uintptr) {
 	var b [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	p.quiet = n <= 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-	return true
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	// Only "nothing to read yet" is quiet: a byte is data sent unasked,
+	// and no error with no byte is the end of the stream.
+	p.quiet = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
 }
