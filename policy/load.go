@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -173,7 +174,7 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 		if err == io.EOF {
 			p.errorf(nil, "", "empty policy; it needs at least \"version: 1\"")
 		} else {
-			p.problems = append(p.problems, yamlProblem(name, err))
+			p.problems = append(p.problems, yamlProblem(name, data, err))
 		}
 		return nil, append(p.problems, allowProblems...)
 	}
@@ -212,15 +213,50 @@ func policyHash(data []byte, opts Options) string {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// yamlProblem turns a yaml syntax error into a Problem with a line.
-func yamlProblem(file string, err error) Problem {
+// yamlProblem turns a yaml syntax error in data into a Problem with the
+// line it is on.
+func yamlProblem(file string, data []byte, err error) Problem {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line := 0
-		fmt.Sscan(m[1], &line)
-		return Problem{File: file, Line: line, Msg: "YAML syntax: " + m[2]}
+		line, _ := strconv.Atoi(m[1])
+		return Problem{File: file, Line: syntaxErrorLine(data, line), Msg: "YAML syntax: " + m[2]}
 	}
 	return Problem{File: file, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// syntaxSearchBudget bounds the bytes syntaxErrorLine parses again.
+const syntaxSearchBudget = 8 << 20
+
+// syntaxErrorLine finds the line a syntax error is on. yaml.v3 reports
+// the line where the enclosing block starts (a key indented wrongly on
+// line 6 is reported at the "rules:" of line 2). The error is on the
+// line after the longest run of whole lines that still parses: every
+// longer run fails, and the error is in the line that makes it fail.
+// If finding it would take parsing more than syntaxSearchBudget bytes,
+// the reported line is kept.
+func syntaxErrorLine(data []byte, reported int) int {
+	var ends []int // ends[k] is the length of the first k+1 lines
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	// The error is on line reported or after it: the block starts there.
+	first := max(reported-1, 0)
+	budget := syntaxSearchBudget
+	for k := len(ends) - 1; k > first; k-- { // do the first k lines parse?
+		if budget -= ends[k-1]; budget < 0 {
+			break
+		}
+		var n yaml.Node
+		if err := yaml.NewDecoder(bytes.NewReader(data[:ends[k-1]])).Decode(&n); err == nil || err == io.EOF {
+			return k + 1
+		}
+	}
+	return max(reported, 1)
 }
 
 type builder struct {

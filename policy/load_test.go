@@ -195,3 +195,22 @@ func TestLoadRefusesFIFO(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A syntax error deep in a large file is reported quickly, at the line
+// yaml.v3 gives, when finding its own line would mean parsing too much.
+func TestSyntaxErrorLineBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n  - name: a\n    host: a.example.com\n    methods: [GET]\n  paths: x\n")
+	for b.Len() < 3<<20 {
+		b.WriteString("# padding padding padding padding padding padding padding padding\n")
+	}
+	_, err := Parse("big.yaml", []byte(b.String()), Options{})
+	if err == nil || !strings.Contains(err.Error(), "big.yaml:2: YAML syntax") {
+		t.Fatalf("err = %v, want the line yaml.v3 reports", err)
+	}
+	// Small enough to search: the line itself.
+	_, err = Parse("small.yaml", []byte("version: 1\nrules:\n  - name: a\n    host: a.example.com\n    methods: [GET]\n  paths: x\n# end\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "small.yaml:6: YAML syntax") {
+		t.Fatalf("err = %v, want line 6", err)
+	}
+}
