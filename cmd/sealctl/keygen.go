@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +16,10 @@ import (
 const keygenLong = `Create a new private key for opening sealed secrets.
 
 With -o FILE, the key file is created with mode 0600 and the public key
-(tokrunpub1...) is printed on stdout. An existing file is never overwritten:
-losing a key makes every secret sealed to it unreadable.
+(tokrunpub1...) is printed on stdout. Missing parent directories are created
+with mode 0700 (and removed again if the key cannot be written). An existing
+file is never overwritten: losing a key makes every secret sealed to it
+unreadable.
 
 Without -o, the key file is written to stdout and the public key to stderr as
 "Public key: tokrunpub1...", so the key can be piped somewhere safe.
@@ -70,7 +74,14 @@ func (e *env) keygen(out string) error {
 		fmt.Fprintf(e.stderr, "Public key: %s\n", pub)
 		return nil
 	}
-	if err := sealing.WriteKeyFile(out, k, now); err != nil {
+	made, err := makeParents(filepath.Dir(out))
+	if err == nil {
+		err = sealing.WriteKeyFile(out, k, now)
+	}
+	if err != nil {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i])
+		}
 		if errors.Is(err, fs.ErrExist) {
 			return cli.WithHints(err, "choose another path or remove it first")
 		}
@@ -78,4 +89,28 @@ func (e *env) keygen(out string) error {
 	}
 	fmt.Fprintln(e.stdout, pub)
 	return nil
+}
+
+// makeParents creates dir and any missing parents with mode 0700 (a key
+// file's directory is nobody else's business) and returns those it
+// created, outermost first.
+func makeParents(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	var made []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil {
+			return made, err
+		}
+		made = append(made, missing[i])
+	}
+	return made, nil
 }
