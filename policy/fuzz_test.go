@@ -55,6 +55,22 @@ func FuzzDecidePath(f *testing.F) {
 			}
 			return
 		}
+		// What was decided is the normalised path: no dot segments, in
+		// any spelling, and no empty ones but a trailing slash.
+		segs := strings.Split(d.Path, "/")
+		for i, seg := range segs {
+			switch strings.ToLower(seg) {
+			case ".", "..", "%2e", "%2e%2e", ".%2e", "%2e.":
+				t.Fatalf("allowed %q by %s as %q, which has a dot segment", path, d.Rule, d.Path)
+			case "":
+				if i != 0 && i != len(segs)-1 {
+					t.Fatalf("allowed %q by %s as %q, which has an empty segment", path, d.Rule, d.Path)
+				}
+			}
+		}
+		if n, err := match.NormalizePath(d.Path); err != nil || n != d.Path {
+			t.Fatalf("allowed %q by %s as %q, which normalises to %q (%v)", path, d.Rule, d.Path, n, err)
+		}
 		again := p.Decide(Request{Scheme: "https", Host: d.Host, Method: "POST", Path: d.Path})
 		if !again.Allow || again.Rule != d.Rule || again.Path != d.Path || again.Host != d.Host {
 			t.Fatalf("allowed %q %q by %s, but its canonical form %q %q is not: %+v", host, path, d.Rule, d.Host, d.Path, again)
