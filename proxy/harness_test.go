@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -112,6 +113,7 @@ func newHarness(t testing.TB, policyText string, handler http.Handler, opts ...f
 		UpstreamRoots: roots,
 		Audit:         NewAuditLog(h.audit),
 		Metrics:       h.metrics,
+		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Dialer: &GuardedDialer{
 			Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 				switch {
