@@ -58,7 +58,9 @@ func (s *Server) exchangePlain(r *http.Request) *http.Response {
 		}
 		port = n
 	}
-	return s.exchange(r, target{scheme: "http", host: host, port: port, client: client})
+	t := target{scheme: "http", host: host, port: port, client: client}
+	t.readDeadline, _ = r.Context().Value(readDeadlineKey{}).(func(time.Time) error)
+	return s.exchange(r, t)
 }
 
 // exchange decides one request and, if allowed, sends it upstream with
@@ -202,7 +204,7 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 	eventStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	ab := &auditedBody{s: s, stream: resp.ContentLength < 0 || eventStream, in: in, start: start}
 	if len(injected) > 0 {
-		if err := decodeForScrubbing(resp); err != nil {
+		if err := decodeForScrubbing(rec.Method, resp); err != nil {
 			resp.Body.Close()
 			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n.Load(), start)
 		}
@@ -232,25 +234,43 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 // decodeForScrubbing makes a response to a request that carried a secret
 // scannable: a gzip body (sent although identity was asked for) is
 // decompressed for the client; any other encoding is refused, since an
-// echo of the secret inside it could not be found.
-func decodeForScrubbing(resp *http.Response) error {
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	switch enc {
-	case "", "identity":
-		return nil
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			return fmt.Errorf("the upstream sent a gzip response that does not decompress")
+// echo of the secret inside it could not be found. Every Content-Encoding
+// line counts (two lines are one list), and the errors quote nothing the
+// upstream sent: an upstream can echo the secret into any header.
+func decodeForScrubbing(method string, resp *http.Response) error {
+	var codings []string
+	for _, v := range resp.Header.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
 		}
-		resp.Body = &readCloser{Reader: zr, c: resp.Body}
-		resp.Header.Del("Content-Encoding")
-		resp.Header.Del("Content-Length")
-		resp.ContentLength = -1
-		return nil
-	default:
-		return fmt.Errorf("the upstream answered with Content-Encoding %q, which cannot be scanned for the injected secret", enc)
 	}
+	switch {
+	case len(codings) == 0:
+		return nil
+	case !hasBody(method, resp.StatusCode):
+		return nil // nothing to decode: the headers are scrubbed as any
+	case len(codings) > 1 || codings[0] != "gzip" && codings[0] != "x-gzip":
+		return errUnscannableEncoding
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		return errors.New("the upstream sent a gzip response that does not decompress")
+	}
+	resp.Body = &readCloser{Reader: zr, c: resp.Body}
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	return nil
+}
+
+var errUnscannableEncoding = errors.New("the upstream answered with a Content-Encoding other than gzip, which cannot be scanned for the injected secret")
+
+// hasBody tells whether a response to method with status code can carry
+// a body.
+func hasBody(method string, code int) bool {
+	return method != http.MethodHead && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
 // fail answers an allowed request that could not be completed: the

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"compress/gzip"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -198,5 +200,144 @@ func TestRegisteredPlaceholders(t *testing.T) {
 	status, body, _ := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/echo/raw", nil))
 	if status != 200 || !strings.Contains(body, "Hello "+runPH+"!") {
 		t.Fatalf("scrubbed echo: status %d body %q", status, body)
+	}
+}
+
+// An encoding the proxy cannot scan is refused with a fixed explanation:
+// the upstream can echo the secret into Content-Encoding itself, and the
+// refusal must not quote it back (in any case: the value is folded).
+func TestUnscannableEncodingIsNotQuoted(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "x-echo "+r.Header.Get("Authorization"))
+		io.WriteString(w, "hello")
+	}))
+	status, body, reason := h.do(h.client(), newRequest(t, "GET", "https://api.example.com/v1/x", nil))
+	if status != 502 || reason != "response_unscannable" || strings.Contains(strings.ToLower(body), strings.ToLower(testSecret)) {
+		t.Fatalf("status %d reason %q body %q", status, reason, body)
+	}
+	if !strings.Contains(h.audit.String(), `"error":"the upstream answered with a Content-Encoding other than gzip`) {
+		t.Fatalf("audit:\n%s", h.audit.String())
+	}
+	h.checkNoSecret()
+}
+
+// Content-Encoding lines form one list: "identity" then "gzip" on two
+// lines is gzip (decoded and scrubbed), and gzip twice is refused; the
+// first line alone would have let a compressed echo through.
+func TestEveryContentEncodingLineCounts(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Encoding"] = []string{"identity", "gzip"}
+		if strings.HasSuffix(r.URL.Path, "/twice") {
+			w.Header()["Content-Encoding"] = []string{"gzip", "gzip"}
+		}
+		gz := gzip.NewWriter(w)
+		if strings.HasSuffix(r.URL.Path, "/twice") {
+			gz2 := gzip.NewWriter(gz)
+			fmt.Fprintf(gz2, "you sent %s", r.Header.Get("Authorization"))
+			gz2.Close()
+		} else {
+			fmt.Fprintf(gz, "you sent %s", r.Header.Get("Authorization"))
+		}
+		gz.Close()
+	}))
+	c := h.client()
+	c.Transport.(*http.Transport).DisableCompression = true // show the bytes as sent
+	resp, err := c.Do(newRequest(t, "GET", "https://api.example.com/v1/x", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Header.Values("Content-Encoding")) != 0 || string(body) != "you sent Bearer tokrun-redacted-api" {
+		t.Fatalf("identity then gzip: status %d Content-Encoding %q body %q", resp.StatusCode, resp.Header.Values("Content-Encoding"), body)
+	}
+	status, body2, reason := h.do(c, newRequest(t, "GET", "https://api.example.com/v1/twice", nil))
+	if status != 502 || reason != "response_unscannable" {
+		t.Fatalf("gzip twice: status %d reason %q body %q", status, reason, body2)
+	}
+	h.checkNoSecret()
+}
+
+// A header name cannot be scrubbed (Go's reader rewrites it in canonical
+// case), so a response header whose name holds the secret, in any case,
+// is dropped, and counted as a scrub.
+func TestSecretInResponseHeaderNameIsDropped(t *testing.T) {
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sec := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header()["X-"+strings.ToUpper(sec)] = []string{"1"}
+		w.Header()[sec] = []string{"2"}
+		w.Header().Set("X-Kept", "3")
+		io.WriteString(w, "ok")
+	}))
+	tc := h.tunnel(t, "api.example.com")
+	defer tc.Close()
+	io.WriteString(tc, "GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var head strings.Builder
+	resp.Header.Write(&head)
+	if strings.Contains(strings.ToLower(head.String()), strings.ToLower(testSecret)) || resp.Header.Get("X-Kept") != "3" {
+		t.Fatalf("response headers:\n%s", head.String())
+	}
+	if rec := h.waitAudit(t, `"path":"/v1/x"`); !strings.Contains(rec, `"scrubbed":2`) {
+		t.Fatalf("audit record %s, want 2 scrubbed", rec)
+	}
+	h.checkNoSecret()
+}
+
+// A response without a body (to HEAD, or a 304) may name the encoding
+// its body would have had: there is nothing to decode, and it passes.
+func TestBodilessEncodedResponsePasses(t *testing.T) {
+	pol := strings.Replace(basicPolicy, "methods: [GET, POST]", "methods: [GET, POST, HEAD]", 1)
+	h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		if strings.HasSuffix(r.URL.Path, "/304") {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Length", "20")
+	}))
+	c := h.client()
+	c.Transport.(*http.Transport).DisableCompression = true
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{{"HEAD", "/v1/x", 200}, {"GET", "/v1/304", 304}} {
+		resp, err := c.Do(newRequest(t, tt.method, "https://api.example.com"+tt.path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("%s %s: status %d Content-Encoding %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Encoding"))
+		}
+	}
+}
+
+// A plain-http request whose body stalls is answered once BodyPeekTimeout
+// has passed (the start of the body is scanned for placeholders before
+// dialling), as inside a tunnel.
+func TestPlainBodyPeekTimesOut(t *testing.T) {
+	pol := strings.Replace(tripPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\ndeny:", 1)
+	h := newHarness(t, pol, nil, func(_ *harness, c *Config) { c.Limits.BodyPeekTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST http://plain.example.com/up HTTP/1.1\r\nHost: plain.example.com\r\nContent-Length: 1000000\r\n\r\nthe start of a body that stalls")
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a hundred times the limit: only a hang fails
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	if resp.StatusCode != 400 || resp.Header.Get("X-Tokrun-Reason") != "bad_request" {
+		t.Fatalf("status %d reason %q", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
+	}
+	if h.dials.Load() != 0 {
+		t.Fatal("the request reached the upstream")
 	}
 }

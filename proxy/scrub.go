@@ -77,8 +77,7 @@ func putBodyBuf(bb *bodyBuf) {
 // an event stream, whose events must reach the client as they come.
 func readsWhole(method string, resp *http.Response, eventStream bool) bool {
 	code := resp.StatusCode
-	return resp.ContentLength >= 0 && resp.ContentLength <= maxWholeBody && !eventStream &&
-		method != http.MethodHead && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+	return resp.ContentLength >= 0 && resp.ContentLength <= maxWholeBody && !eventStream && hasBody(method, code)
 }
 
 // errLongerBody reports an upstream body longer than its Content-Length
@@ -240,7 +239,13 @@ func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (sc
 		if sc == nil {
 			return scrubCounts{}, fmt.Errorf("no scrubber for secret %s", name)
 		}
-		for _, vs := range resp.Header {
+		for k, vs := range resp.Header {
+			if sc.ContainsFold(k) {
+				// A name cannot be scrubbed (it is case-folded): drop it.
+				delete(resp.Header, k)
+				counts.add(i, 1)
+				continue
+			}
 			for j, v := range vs {
 				if nv, n := sc.Replace(v); n > 0 {
 					vs[j] = nv

@@ -211,6 +211,10 @@ type listenerInfo struct {
 
 type clientKey struct{}
 
+// readDeadlineKey holds the read deadline setter of a plain request's
+// connection.
+type readDeadlineKey struct{}
+
 // ServeOptions describe one listener.
 type ServeOptions struct {
 	// RequireAuth demands a Proxy-Authorization bearer token matching one
@@ -311,8 +315,12 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		}
 		client = name
 	}
-	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, client))
-	s.gp.ServeHTTP(w, r)
+	ctx := context.WithValue(r.Context(), clientKey{}, client)
+	if r.Method != http.MethodConnect {
+		// exchangePlain bounds the wait for a body's start with it.
+		ctx = context.WithValue(ctx, readDeadlineKey{}, http.NewResponseController(w).SetReadDeadline)
+	}
+	s.gp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // authenticate checks Proxy-Authorization against the configured token

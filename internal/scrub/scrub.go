@@ -35,6 +35,7 @@ type Scrubber struct {
 
 type matcher struct {
 	a       *automaton
+	fold    *automaton // the forms in ASCII lower case, for ContainsFold
 	pl      []string
 	needles []needle
 	pairs   int
@@ -78,7 +79,36 @@ func New(pairs []Pair) (*Scrubber, error) {
 		}
 	}
 	m.a = build(m.needles)
+	var folded []needle
+	seen := map[string]bool{}
+	for _, n := range m.needles {
+		if f := string(lowerASCII(nil, n.text)); !seen[f] {
+			seen[f] = true
+			folded = append(folded, needle{text: f, pair: n.pair})
+		}
+	}
+	m.fold = build(folded)
 	return &Scrubber{m: m}, nil
+}
+
+func lowerASCII[T ~string | ~[]byte](dst []byte, s T) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// ContainsFold reports whether v holds a form of any secret when ASCII
+// case is ignored. It is meant for header names, which HTTP compares
+// without case and Go's reader rewrites in canonical case: a name cannot
+// be scrubbed, only dropped. Names up to 256 bytes cost no allocation.
+func (s *Scrubber) ContainsFold(v string) bool {
+	var buf [256]byte
+	return firstStart(s.m.fold, lowerASCII(buf[:0], v)) >= 0
 }
 
 func notPlaceholderRune(r rune) bool {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -300,5 +301,35 @@ func TestRedacted(t *testing.T) {
 	}
 	if got := fmt.Sprint(s); got != "scrub.Scrubber{pairs=2, REDACTED}" {
 		t.Errorf("Sprint = %q", got)
+	}
+}
+
+// A header name can carry a form of the secret in any case (Go's reader
+// rewrites names in canonical case); ContainsFold finds it however it is
+// cased, and finds nothing in ordinary names.
+func TestContainsFold(t *testing.T) {
+	const secret = "sk-live-0123456789abcdef"
+	s, err := New([]Pair{{Secret: secret, Placeholder: "PH"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range forms(secret) {
+		for _, name := range []string{f, strings.ToUpper(f), http.CanonicalHeaderKey("X-" + f), "X-" + strings.ToLower(f) + "-Y"} {
+			if !s.ContainsFold(name) {
+				t.Errorf("ContainsFold(%q) = false", name)
+			}
+		}
+	}
+	long := strings.Repeat("A", 300) + strings.ToUpper(secret)
+	if !s.ContainsFold(long) {
+		t.Error("ContainsFold misses the secret in a name longer than its buffer")
+	}
+	for _, name := range []string{"Content-Type", "X-Request-Id", "Sk-Live-0123456789abcde", strings.Repeat("Z", 500)} {
+		if s.ContainsFold(name) {
+			t.Errorf("ContainsFold(%q) = true", name)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { s.ContainsFold("X-Content-Type-Options") }); n != 0 {
+		t.Errorf("ContainsFold allocates %v times for a short name", n)
 	}
 }
