@@ -36,6 +36,7 @@ var blockedPrefixes = mustPrefixes(
 // embedded address is checked too.
 var (
 	nat64   = netip.MustParsePrefix("64:ff9b::/96")
+	siit    = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated (RFC 2765)
 	sixTo4  = netip.MustParsePrefix("2002::/16")
 	teredo  = netip.MustParsePrefix("2001::/32")
 	ipv4Map = netip.MustParsePrefix("::ffff:0:0/96")
@@ -72,7 +73,7 @@ func PublicAddress(a netip.Addr) bool {
 		switch {
 		case ipv4Map.Contains(a):
 			return false // unreachable after Unmap; kept for clarity
-		case nat64.Contains(a):
+		case nat64.Contains(a), siit.Contains(a):
 			return PublicAddress(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
 		case sixTo4.Contains(a):
 			return PublicAddress(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
