@@ -38,9 +38,9 @@ The output, on stdout:
         header it goes in and its fingerprint, never its value
 
 --json prints the decision as one JSON object instead, with the fields
-allow, reason, rule, scheme, host, port, method, path, inject (a list of
-{secret, header, fingerprint}), unsafe_allow_private_network and
-explanation.
+allow, reason, scheme, host, port, method, path and explanation, and when
+they apply rule, inject (a list of {secret, header, fingerprint}) and
+unsafe_allow_private_network (left out when empty or false).
 
 {{reasons}}
 

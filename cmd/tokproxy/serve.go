@@ -76,9 +76,11 @@ bytes_out, duration_ms, and when they apply scrubbed, tripwire and error. A
 file is opened for appending and created with mode 0600; "-" is stderr.
 Secret values never appear in the audit log, the metrics or the logs.
 
-Output: problems found before the proxy listens (flags, key, policy, tokens,
-an address in use) are all reported at once as "tokproxy: error: ..." lines,
-and tokproxy exits 1 without serving. Once it serves, its messages go to
+Output: problems found before the proxy serves are reported as
+"tokproxy: error: ..." lines, and tokproxy exits 1 without serving. They are
+found in three steps, each reporting all of its problems: the flags; then
+the files they name (key, policy, tokens, CAs); then the listeners and the
+audit log. A missing key file hides the policy's problems, which need it. Once it serves, its messages go to
 stderr as structured log lines (time=... level=... msg=... key=value);
 stdout is not used.
 

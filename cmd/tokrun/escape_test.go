@@ -97,6 +97,11 @@ def connect(hostport):
 placeholder = os.environ["DEMO_API_KEY"]
 out["placeholder_elsewhere"] = http("{{OTHER}}/collect", {"X-Leak": placeholder})
 out["placeholder_home"] = http("{{API}}/v1/quote?text=" + placeholder)
+# A name that resolves to loopback, under a rule without the private
+# allowance, meets the address guard. The IP literals below have no rule and
+# are denied by policy before any tunnel exists; the guard's refusal of such
+# addresses is tested in the proxy package with a dialer that cannot reach
+# them, since here a broken guard would really dial them.
 out["private_by_name"] = http("{{GUARDED}}/v1/x")
 out["private_ip"] = connect("10.1.2.3:443")
 out["metadata_ip"] = connect("169.254.169.254:80")

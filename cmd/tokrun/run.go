@@ -108,7 +108,10 @@ func (o *runOptions) check() ([]string, []runner.Mount, error) {
 		if !envNameRE.MatchString(k) {
 			return nil, nil, cli.Usagef("--env: %q is not a variable name", k)
 		}
-		if runner.IsPlumbing(k) {
+		switch {
+		case strings.EqualFold(k, "NO_PROXY"):
+			return nil, nil, cli.Usagef("--env %s: refused: every request, to loopback too, must go through the proxy", k)
+		case runner.IsPlumbing(k):
 			return nil, nil, cli.Usagef("--env %s: tokrun sets %s itself to keep the proxy the only way out", k, k)
 		}
 		if !hasValue {
