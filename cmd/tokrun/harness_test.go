@@ -75,6 +75,9 @@ rules:
   - name: guarded
     host: localhost
     port: APIPORT
+  - name: guarded-ip
+    host: 127.0.0.2
+    port: APIPORT
 `
 
 func newWorld(t *testing.T) *world {
