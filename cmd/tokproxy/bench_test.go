@@ -138,6 +138,9 @@ func BenchmarkDaemon(b *testing.B) {
 				{name: "goproxy-", client: through(gpAddr.addr, gpRoots, nil), pid: gpAddr.pid},
 				{name: "minimal-", client: through(minAddr.addr, upRoots, nil), pid: minAddr.pid},
 				{name: "relay-", client: relayed, pid: relayAddr.pid},
+				// tokproxy again, through its Unix socket, as tokrun and
+				// sandboxes on the same host reach it.
+				{name: "unix-", client: throughUnix(tp.sock, proxyRoots, c), pid: tp.pid},
 			}
 			if base.pid != 0 {
 				contenders = append(contenders, &contender{name: "baseline-", client: through(base.addr, baseRoots, auth), pid: base.pid})
@@ -190,9 +193,22 @@ func BenchmarkDaemon(b *testing.B) {
 	}
 }
 
+// throughUnix returns a client whose proxy is the Unix socket sock.
+func throughUnix(sock string, roots *x509.CertPool, conc int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: "tokproxy"}),
+		TLSClientConfig:     &tls.Config{RootCAs: roots},
+		MaxIdleConnsPerHost: conc,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+}
+
 // benchDaemon is a tokproxy process started for the benchmark.
 type benchDaemon struct {
-	addr string
+	addr string // its TCP listener
+	sock string // its Unix socket
 	pid  int
 	ca   []byte // its CA certificate, PEM
 }
@@ -210,7 +226,7 @@ func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemo
 		auditPath = p
 	}
 	cmd := exec.Command(bin, "serve", "--policy", filepath.Join(dir, "policy.yaml"), "--key", "../../testdata/sealing/key.txt",
-		"--listen", "tcp:"+addr, "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", state,
+		"--listen", "tcp:"+addr, "--listen", "unix:"+state+".sock", "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", state,
 		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
 	var logs syncbuf.Buffer
@@ -232,7 +248,7 @@ func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemo
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ca, err := os.ReadFile(caPath)
 		if err == nil && x509.NewCertPool().AppendCertsFromPEM(ca) { // whole, not being written
-			return benchDaemon{addr: addr, pid: cmd.Process.Pid, ca: ca}
+			return benchDaemon{addr: addr, sock: state + ".sock", pid: cmd.Process.Pid, ca: ca}
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("tokproxy wrote no CA at %s: %v", caPath, err)
