@@ -164,13 +164,22 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		up = s.private
 	}
 	sent := s.cfg.Now()
-	resp, err := up.roundTrip(t.hook(r), out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
-	if trip != nil && trip.hit.Load() != nil {
+	hook := t.hook(r)
+	resp, err := up.roundTrip(hook, out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
+	var late *lateTrip
+	if trip != nil {
+		hit := trip.hit.Load()
 		if err == nil {
-			resp.Body.Close()
+			late = &lateTrip{}
+			hit = trip.afterResponse(func(hit *tripwireError) { s.trippedLate(hook, late, hit, rec, start) })
 		}
-		rec.Secrets = nil
-		return s.tripped(r, rec, trip.hit.Load(), start)
+		if hit != nil {
+			if err == nil {
+				resp.Body.Close()
+			}
+			rec.Secrets = nil
+			return s.tripped(r, rec, hit, start)
+		}
 	}
 	if m := s.cfg.Metrics; m != nil && err == nil {
 		m.upstreamDuration(d.Rule, s.cfg.Now().Sub(sent))
@@ -193,16 +202,16 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
 	}
-	return s.respond(r, resp, ix, rec, in, start)
+	return s.respond(r, resp, ix, rec, in, late, start)
 }
 
 // respond readies an allowed upstream response for the client: the
 // secrets injected (rec.Secrets) are scrubbed from it, and the audit
 // record and metrics are written when its body is finished.
-func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, start time.Time) *http.Response {
+func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, late *lateTrip, start time.Time) *http.Response {
 	injected := rec.Secrets
 	eventStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	ab := &auditedBody{s: s, stream: resp.ContentLength < 0 || eventStream, in: in, start: start}
+	ab := &auditedBody{s: s, stream: resp.ContentLength < 0 || eventStream, in: in, late: late, start: start}
 	if len(injected) > 0 {
 		if err := decodeForScrubbing(rec.Method, resp); err != nil {
 			resp.Body.Close()
@@ -283,6 +292,39 @@ func (s *Server) fail(r *http.Request, rec Record, reason policy.Reason, why str
 	rec.Decision, rec.Reason, rec.Status, rec.Error, rec.BytesIn = "deny", string(reason), resp.StatusCode, why, bytesIn
 	s.audit(rec, start)
 	return resp
+}
+
+// lateTrip is a tripwire that fired after the upstream began its answer.
+type lateTrip struct {
+	mu       sync.Mutex
+	hit      *tripwireError
+	reported bool // the request's audit record is written
+}
+
+// trippedLate handles a placeholder found in a request body after the
+// upstream began its answer (it answers before reading the whole body):
+// the body was cut off before the placeholder left; now the exchange is
+// ended, which cuts the response off too, and the tripwire is reported at
+// once. The request's audit record, written when its response ends, keeps
+// the decision (allow) and names the tripwire and the cut; if it was
+// written already, a record of its own says deny, tripwire.
+func (s *Server) trippedLate(hook *cancelHook, late *lateTrip, hit *tripwireError, rec Record, start time.Time) {
+	late.mu.Lock()
+	late.hit = hit
+	reported := late.reported
+	late.mu.Unlock()
+	hook.cancel()
+	if m := s.cfg.Metrics; m != nil {
+		m.Tripwires.WithLabelValues(hit.secret).Inc()
+	}
+	if reported {
+		rec.Decision, rec.Reason, rec.Tripwire = "deny", string(ReasonTripwire), hit.secret
+		rec.Error = "the rest of the request body was cut off: " + hit.Error()
+		s.audit(rec, start)
+	}
+	if s.cfg.OnTripwire != nil {
+		s.cfg.OnTripwire(TripwireEvent{Secret: hit.secret, Where: hit.where, Host: rec.Host, Client: rec.Client})
+	}
 }
 
 // tripped refuses a request that carried a placeholder to a foreign host.
@@ -391,7 +433,11 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *http.Respon
 	if stream {
 		dst = &flushWriter{w: w, rc: http.NewResponseController(w)}
 	}
-	io.Copy(dst, resp.Body) //nolint:errcheck // a client or upstream that goes away ends the copy
+	if _, err := io.Copy(dst, resp.Body); err != nil {
+		// A body cut short (an upstream gone, a tripwire) must not look
+		// whole: end the connection without the body's last chunk.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 type flushWriter struct {
@@ -491,6 +537,7 @@ type auditedBody struct {
 	rec    Record
 	start  time.Time
 	in     *countingReader // the request body, for its size
+	late   *lateTrip       // nil if the request body is not scanned
 	scrubs scrubCounts
 }
 
@@ -521,6 +568,16 @@ func (b *auditedBody) finish() { b.once.Do(b.report) }
 func (b *auditedBody) report() {
 	rec := &b.rec
 	rec.BytesIn, rec.BytesOut = b.in.n.Load(), b.n
+	if b.late != nil {
+		b.late.mu.Lock()
+		hit := b.late.hit
+		b.late.reported = true
+		b.late.mu.Unlock()
+		if hit != nil {
+			rec.Tripwire = hit.secret
+			rec.Error = "cut off: " + hit.Error()
+		}
+	}
 	for i, name := range b.scrubs.names {
 		c := b.scrubs.of(i)
 		rec.Scrubbed += int(c)

@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"crypto/tls"
+	"crypto/x509"
+	"net/http/httptest"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -339,5 +344,186 @@ func TestPlainBodyPeekTimesOut(t *testing.T) {
 	}
 	if h.dials.Load() != 0 {
 		t.Fatal("the request reached the upstream")
+	}
+}
+
+// lateTripUpstream answers before it reads the request body, as streaming
+// APIs do, then reads the body and reports what reached it.
+func lateTripUpstream(got chan<- string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "started\n")
+		w.(http.Flusher).Flush()
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}
+}
+
+// checkLateTrip checks that a placeholder sent after the response began
+// never reached the upstream, cut the response off, and was reported:
+// callback, metric and the request's audit record.
+func checkLateTrip(t *testing.T, h *harness, events *atomic.Int32, got <-chan string, respErr error, path string) {
+	t.Helper()
+	select {
+	case b := <-got:
+		if strings.Contains(b, placeholder) {
+			t.Fatal("the placeholder reached the foreign host")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream never finished reading")
+	}
+	if respErr == nil {
+		t.Error("the response was not cut off")
+	}
+	rec := h.waitAudit(t, `"path":"`+path+`"`)
+	if !strings.Contains(rec, `"tripwire":"api"`) || !strings.Contains(rec, `"error":"cut off: a placeholder of secret api`) {
+		t.Errorf("audit record %s", rec)
+	}
+	if events.Load() != 1 || testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("api")) != 1 {
+		t.Errorf("tripwire events %d, metric %v", events.Load(), testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("api")))
+	}
+}
+
+// A placeholder after the scanned start of a body, sent once the
+// upstream has begun its answer, cannot be refused any more: the upload
+// and the response are cut off, and the tripwire is reported as any other
+// (so that tokrun's --on-tripwire kill acts on it).
+func TestLateTripwireIsReported(t *testing.T) {
+	var events atomic.Int32
+	got := make(chan string, 1)
+	h := newHarness(t, tripPolicy, lateTripUpstream(got), func(_ *harness, c *Config) {
+		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
+	})
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	filler := strings.Repeat("x", peekBody+1024)
+	rest := placeholder + strings.Repeat("y", 100)
+	fmt.Fprintf(tc, "POST /upload HTTP/1.1\r\nHost: open.example.com\r\nContent-Length: %d\r\n\r\n%s", len(filler)+len(rest), filler)
+	tc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tc, rest)
+	_, err = io.Copy(io.Discard, resp.Body)
+	checkLateTrip(t, h, &events, got, err, "/upload")
+}
+
+// The same over plain http, which the proxy answers itself: the response
+// is cut off, not ended as if it were whole.
+func TestLateTripwireIsReportedPlain(t *testing.T) {
+	got := make(chan string, 1)
+	up := httptest.NewServer(lateTripUpstream(got))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	pol := strings.Replace(tripPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	var events atomic.Int32
+	h := newHarness(t, pol, nil, func(_ *harness, c *Config) {
+		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
+	})
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	filler := strings.Repeat("x", peekBody+1024)
+	rest := placeholder + strings.Repeat("y", 100)
+	fmt.Fprintf(conn, "POST http://plain.example.com:%s/upload HTTP/1.1\r\nHost: plain.example.com:%s\r\nContent-Length: %d\r\n\r\n%s", port, port, len(filler)+len(rest), filler)
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, rest)
+	_, err = io.Copy(io.Discard, resp.Body)
+	checkLateTrip(t, h, &events, got, err, "/upload")
+}
+
+// An upstream that dies in the middle of a chunked body: over plain http
+// the client must see a broken response, never a whole one.
+func TestPlainResponseCutShortIsNotWhole(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		io.WriteString(brw, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		brw.Flush()
+		c.Close()
+	}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	pol := strings.Replace(basicPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	h := newHarness(t, pol, nil)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(h.proxyURL)}}
+	resp, err := c.Get("http://plain.example.com:" + port + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("a body cut short upstream arrived whole: %q", body)
+	}
+}
+
+// earlyConn sends its CONNECT in the same write as the first bytes of the
+// TLS handshake, as some clients do, and reads the proxy's 200 before it
+// gives the rest to TLS.
+type earlyClientConn struct {
+	net.Conn
+	connect        string
+	br             *bufio.Reader
+	sent, answered bool
+}
+
+func (c *earlyClientConn) Write(b []byte) (int, error) {
+	if !c.sent {
+		c.sent = true
+		if _, err := c.Conn.Write(append([]byte(c.connect), b...)); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *earlyClientConn) Read(b []byte) (int, error) {
+	if !c.answered {
+		c.answered = true
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("CONNECT answered %d", resp.StatusCode)
+		}
+	}
+	return c.br.Read(b)
+}
+
+// Bytes sent right behind a CONNECT (the ClientHello in the same packet)
+// are kept for the tunnel, not dropped with net/http's read buffer.
+func TestBytesAfterConnectAreKept(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	raw, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ec := &earlyClientConn{Conn: raw, br: bufio.NewReader(raw),
+		connect: "CONNECT open.example.com:443 HTTP/1.1\r\nHost: open.example.com:443\r\n\r\n"}
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	tc := tls.Client(ec, &tls.Config{ServerName: "open.example.com", RootCAs: pool})
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("a handshake sent with the CONNECT: %v", err)
+	}
+	fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("request in the tunnel: %v %v", resp, err)
 	}
 }

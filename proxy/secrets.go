@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tokrun/tokrun/internal/match"
@@ -189,6 +190,23 @@ type tripReader struct {
 	top  io.Reader
 	src  io.Closer
 	hit  atomic.Pointer[tripwireError] // set by the upstream client's writer
+
+	mu   sync.Mutex
+	late func(*tripwireError) // see afterResponse
+}
+
+// afterResponse arranges for fn to be called, once, with a hit found from
+// now on: the upstream has begun its answer, so the request can no longer
+// be refused, only cut off. It returns the hit found before, if any, and
+// then keeps nothing.
+func (t *tripReader) afterResponse(fn func(*tripwireError)) *tripwireError {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if hit := t.hit.Load(); hit != nil {
+		return hit
+	}
+	t.late = fn
+	return nil
 }
 
 func newTripReader(body io.ReadCloser, dets []tripDetector) *tripReader {
@@ -211,7 +229,13 @@ func (t *tripReader) Read(p []byte) (int, error) {
 	for i, r := range t.rs {
 		if r.Count() > 0 {
 			hit := &tripwireError{secret: t.dets[i].secret, where: "body"}
-			t.hit.Store(hit)
+			t.mu.Lock()
+			first := t.hit.CompareAndSwap(nil, hit)
+			late := t.late
+			t.mu.Unlock()
+			if first && late != nil {
+				late(hit)
+			}
 			return 0, hit
 		}
 	}

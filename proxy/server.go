@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -181,13 +183,7 @@ func New(cfg Config) (*Server, error) {
 	s.gp.ConnectDial = func(string, string) (net.Conn, error) {
 		return nil, errors.New("proxy: blind tunnels are disabled")
 	}
-	s.gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.write(w, r, s.refuse(r, target{client: clientOf(r)}, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
-	})
 	s.gp.OnRequest().HandleConnectFunc(s.handleConnect)
-	s.gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		return r, s.exchangePlain(r)
-	})
 
 	s.tconns = map[*tunnelConn]struct{}{}
 	return s, nil
@@ -298,8 +294,10 @@ func (s *Server) Close() error {
 }
 
 // serveProxy is the front door: it authenticates the client, then hands
-// the request to goproxy, which dispatches CONNECT to handleConnect and
-// absolute-form requests to exchangePlain.
+// a CONNECT to goproxy, which dispatches it to handleConnect, and answers
+// an absolute-form request itself (exchangePlain), so that a response cut
+// short upstream is cut short for the client too (goproxy's copy would
+// end a chunked body as if it were whole).
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	info, _ := r.Context().Value(listenerKey{}).(*listenerInfo)
 	client := "unix"
@@ -316,11 +314,53 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		client = name
 	}
 	ctx := context.WithValue(r.Context(), clientKey{}, client)
-	if r.Method != http.MethodConnect {
-		// exchangePlain bounds the wait for a body's start with it.
-		ctx = context.WithValue(ctx, readDeadlineKey{}, http.NewResponseController(w).SetReadDeadline)
+	if r.Method == http.MethodConnect {
+		s.gp.ServeHTTP(keepBuffered{w}, r.WithContext(ctx))
+		return
 	}
-	s.gp.ServeHTTP(w, r.WithContext(ctx))
+	// exchangePlain bounds the wait for a body's start with it. The body
+	// may still be sent upstream while the response comes back, as in a
+	// tunnel (net/http would otherwise wait for its end first).
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
+	r = r.WithContext(context.WithValue(ctx, readDeadlineKey{}, rc.SetReadDeadline))
+	if !r.URL.IsAbs() {
+		s.write(w, r, s.refuse(r, target{client: client}, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
+		return
+	}
+	s.write(w, r, s.exchangePlain(r))
+}
+
+// keepBuffered hands goproxy a hijacked CONNECT connection that first
+// returns what net/http read past the CONNECT request: a client may send
+// its TLS ClientHello right behind it, and goproxy drops the reader that
+// Hijack returns with it.
+type keepBuffered struct{ http.ResponseWriter }
+
+func (w keepBuffered) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() == 0 {
+		return conn, brw, err
+	}
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	return &earlyConn{Conn: conn, early: bytes.Clone(early)}, brw, nil
+}
+
+func (w keepBuffered) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// earlyConn returns early before what it reads from Conn.
+type earlyConn struct {
+	net.Conn
+	early []byte
+}
+
+func (c *earlyConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // authenticate checks Proxy-Authorization against the configured token

@@ -280,7 +280,9 @@ func (c *tunnelConn) exchange(req *http.Request) bool {
 		c.linger()
 		return false
 	}
-	return keep
+	// A cancelled exchange (a tripwire that fired late, a client gone)
+	// ends the tunnel: its hook stays cancelled.
+	return keep && !c.cancel.isCancelled()
 }
 
 // linger reads and discards what the client still sends, for a moment,
