@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -183,4 +184,64 @@ func OpenAuditFile(path string) (f *os.File, created bool, err error) {
 	}
 	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND, 0)
 	return f, false, err
+}
+
+// AuditFile is an audit log file that follows its path: Reopen opens the
+// path again when it no longer names the open file (logrotate moved it
+// away, someone removed or replaced it), so that records do not go on
+// into a file nobody will read. It is safe for concurrent use.
+type AuditFile struct {
+	path string
+	mu   sync.RWMutex // held to write to f (read) and to replace it
+	f    *os.File
+}
+
+// OpenAuditFileAt opens path as OpenAuditFile does, as an AuditFile.
+func OpenAuditFileAt(path string) (a *AuditFile, created bool, err error) {
+	f, created, err := OpenAuditFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	return &AuditFile{path: path, f: f}, created, nil
+}
+
+func (a *AuditFile) Write(p []byte) (int, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.f.Write(p)
+}
+
+// Reopen opens the path again if it no longer names the open file, and
+// reports whether it did. On failure the open file is kept (its records
+// may be lost: the caller should say so).
+func (a *AuditFile) Reopen() (bool, error) {
+	a.mu.RLock()
+	cur := a.f
+	a.mu.RUnlock()
+	if fi, err := os.Stat(a.path); err == nil {
+		if ci, err := cur.Stat(); err == nil && os.SameFile(fi, ci) {
+			return false, nil
+		}
+	}
+	f, _, err := OpenAuditFile(a.path)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	a.f = f
+	a.mu.Unlock()
+	cur.Sync() //nolint:errcheck // best effort for a file that was moved away
+	cur.Close()
+	return true, nil
+}
+
+// Close syncs and closes the file.
+func (a *AuditFile) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		a.f.Close()
+		return err
+	}
+	return a.f.Close()
 }

@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -80,4 +83,43 @@ func BenchmarkAuditRecord(b *testing.B) {
 			buf = r.appendJSON(buf[:0])
 		}
 	})
+}
+
+// An AuditFile reopens its path only when the path names another file or
+// none; when it cannot, it keeps writing where it did and says so.
+func TestAuditFileReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, created, err := OpenAuditFileAt(path)
+	if err != nil || !created {
+		t.Fatalf("open: %v, created %v", err, created)
+	}
+	defer a.Close()
+	io.WriteString(a, "one\n")
+	if reopened, err := a.Reopen(); reopened || err != nil {
+		t.Fatalf("Reopen of the same file: %v, %v", reopened, err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if reopened, err := a.Reopen(); !reopened || err != nil {
+		t.Fatalf("Reopen after a move: %v, %v", reopened, err)
+	}
+	io.WriteString(a, "two\n")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil { // cannot be opened as a file
+		t.Fatal(err)
+	}
+	if reopened, err := a.Reopen(); reopened || err == nil {
+		t.Fatalf("Reopen of a directory: %v, %v", reopened, err)
+	}
+	if _, err := io.WriteString(a, "three\n"); err != nil {
+		t.Fatalf("the kept file: %v", err)
+	}
+	for file, want := range map[string]string{path + ".1": "one\n"} {
+		if b, _ := os.ReadFile(file); string(b) != want {
+			t.Errorf("%s holds %q, want %q", file, b, want)
+		}
+	}
 }

@@ -74,7 +74,9 @@ fields time, client, decision (allow or deny), reason, rule, method, scheme,
 host, port, path, secrets (names of the injected secrets), status, bytes_in,
 bytes_out, duration_ms, and when they apply scrubbed, tripwire and error. A
 file is opened for appending and created with mode 0600; "-" is stderr.
-Secret values never appear in the audit log, the metrics or the logs.
+On SIGHUP and at each --watch-interval check it is opened again if its path
+no longer names it (rotated away, removed). Secret values never appear in
+the audit log, the metrics or the logs.
 
 Output: problems found before the proxy serves are reported as
 "tokproxy: error: ..." lines, and tokproxy exits 1 without serving. They are

@@ -40,7 +40,7 @@ type daemon struct {
 	listeners []*boundListener
 	admin     *http.Server
 	adminLn   net.Listener
-	audit     *os.File // nil when the audit log is stderr
+	audit     *proxy.AuditFile // nil when the audit log is stderr
 	newCA     string   // the certificate of a CA created at this start
 
 	// lastSum is the SHA-256 of the policy file's content as last loaded
@@ -160,7 +160,7 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	var auditW io.Writer = e.stderr
 	createdAudit := false
 	if len(errs) == 0 && o.audit != "-" {
-		f, created, err := proxy.OpenAuditFile(o.audit)
+		f, created, err := proxy.OpenAuditFileAt(o.audit)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--audit: %w", err))
 		} else {
@@ -321,10 +321,12 @@ func (d *daemon) run(sigs <-chan os.Signal) int {
 				d.log.Info("policy file changed; reloading", "file", d.opts.policyFile)
 				d.reload()
 			}
+			d.reopenAudit()
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				d.log.Info("SIGHUP; reloading the policy", "file", d.opts.policyFile)
 				d.reload()
+				d.reopenAudit()
 				continue
 			}
 			d.log.Info("stopping: draining requests in flight; a second signal stops at once", "signal", sig.String(), "timeout", d.opts.drainTimeout.String())
@@ -415,10 +417,24 @@ func (d *daemon) closeAudit() {
 	if d.audit == nil {
 		return
 	}
-	if err := d.audit.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		d.log.Error("audit log", "error", err.Error())
-	}
 	if err := d.audit.Close(); err != nil {
 		d.log.Error("audit log", "error", err.Error())
+	}
+}
+
+// reopenAudit opens the audit log's path again when it no longer names
+// the open file (rotated, removed or replaced). A failure is counted as
+// an audit write error, as the records that follow may be lost.
+func (d *daemon) reopenAudit() {
+	if d.audit == nil {
+		return
+	}
+	reopened, err := d.audit.Reopen()
+	switch {
+	case err != nil:
+		d.metrics.AuditErrors.Inc()
+		d.log.Error("the audit log's path no longer names its file, and it cannot be opened again; records may be lost", "file", d.opts.audit, "error", err.Error())
+	case reopened:
+		d.log.Info("audit log reopened: its path named another file or none", "file", d.opts.audit)
 	}
 }
