@@ -527,3 +527,49 @@ func TestBytesAfterConnectAreKept(t *testing.T) {
 		t.Fatalf("request in the tunnel: %v %v", resp, err)
 	}
 }
+
+// A plain-http connection has a lifetime, as a tunnel has: an endless
+// response ends with it, and so does the upstream request.
+func TestPlainConnectionLifetime(t *testing.T) {
+	upDone := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(upDone)
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+				io.WriteString(w, "tick\n")
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	pol := strings.Replace(basicPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	h := newHarness(t, pol, nil, func(_ *harness, c *Config) { c.Limits.MaxConnDuration = 500 * time.Millisecond })
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(h.proxyURL)}}
+	resp, err := c.Get("http://plain.example.com:" + port + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Error("the endless response ended as if whole")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the response outlived the connection's lifetime by 20s")
+	}
+	select {
+	case <-upDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream request outlived the connection's lifetime by 20s")
+	}
+}

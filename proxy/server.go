@@ -33,7 +33,7 @@ type Limits struct {
 	ReadHeaderTimeout     time.Duration // 10s: to read a request's headers, and the TLS handshake in a tunnel
 	IdleTimeout           time.Duration // 90s: between requests on a kept-alive connection
 	MaxHeaderBytes        int           // 32 KiB: request line and headers
-	MaxConnDuration       time.Duration // 1h: total lifetime of an intercepted tunnel
+	MaxConnDuration       time.Duration // 1h: total lifetime of a client connection (a tunnel's from its CONNECT)
 	DialTimeout           time.Duration // 10s: upstream TCP connect
 	TLSHandshakeTimeout   time.Duration // 10s: upstream TLS handshake
 	ResponseHeaderTimeout time.Duration // 5m: upstream response headers after the request is sent
@@ -211,6 +211,10 @@ type clientKey struct{}
 // connection.
 type readDeadlineKey struct{}
 
+// connEndKey holds the time a client connection's lifetime
+// (Limits.MaxConnDuration) ends.
+type connEndKey struct{}
+
 // ServeOptions describe one listener.
 type ServeOptions struct {
 	// RequireAuth demands a Proxy-Authorization bearer token matching one
@@ -229,7 +233,8 @@ func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
 		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, listenerKey{}, info)
+			ctx = context.WithValue(ctx, listenerKey{}, info)
+			return context.WithValue(ctx, connEndKey{}, time.Now().Add(s.limits.MaxConnDuration))
 		},
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if m := s.cfg.Metrics; m != nil {
@@ -318,12 +323,29 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		s.gp.ServeHTTP(keepBuffered{w}, r.WithContext(ctx))
 		return
 	}
-	// exchangePlain bounds the wait for a body's start with it. The body
-	// may still be sent upstream while the response comes back, as in a
-	// tunnel (net/http would otherwise wait for its end first).
+	// The connection's lifetime bounds the exchange, upstream too, as a
+	// tunnel's does. The body may still be sent upstream while the
+	// response comes back, as in a tunnel (net/http would otherwise wait
+	// for its end first).
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
-	r = r.WithContext(context.WithValue(ctx, readDeadlineKey{}, rc.SetReadDeadline))
+	end, _ := ctx.Value(connEndKey{}).(time.Time)
+	if !end.IsZero() {
+		rc.SetReadDeadline(end)  //nolint:errcheck // fails only when closed
+		rc.SetWriteDeadline(end) //nolint:errcheck
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	// exchangePlain bounds the wait for a body's start with it; "no
+	// deadline" is the connection's end.
+	readDeadline := func(t time.Time) error {
+		if !end.IsZero() && (t.IsZero() || t.After(end)) {
+			t = end
+		}
+		return rc.SetReadDeadline(t)
+	}
+	r = r.WithContext(context.WithValue(ctx, readDeadlineKey{}, readDeadline))
 	if !r.URL.IsAbs() {
 		s.write(w, r, s.refuse(r, target{client: client}, ReasonBadRequest, "", "this is a proxy; send absolute-form requests or CONNECT"))
 		return
