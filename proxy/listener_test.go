@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -213,4 +215,25 @@ func authHarness(t *testing.T, name, token string) (*harness, net.Listener, *x50
 	pool := x509.NewCertPool()
 	pool.AddCert(h.ca.Certificate())
 	return h, ln, pool
+}
+
+// Every request on a listener that requires a token is authenticated and
+// audited, "OPTIONS *" (which net/http would answer itself) included.
+func TestOptionsStarNeedsAuthentication(t *testing.T) {
+	h, ln, _ := authHarness(t, "agent", "tok-123")
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Fatalf("OPTIONS * without a token: %d", resp.StatusCode)
+	}
+	h.waitAudit(t, `"reason":"proxy_auth_required","method":"OPTIONS"`)
 }

@@ -229,9 +229,11 @@ func (s *Server) Serve(ln net.Listener, opts ServeOptions) error {
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(s.serveProxy),
 		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
-		IdleTimeout:       s.limits.IdleTimeout,
-		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
-		ErrorLog:          log.New(io.Discard, "", 0),
+		// "OPTIONS *" comes to serveProxy too: authenticated and audited.
+		DisableGeneralOptionsHandler: true,
+		IdleTimeout:                  s.limits.IdleTimeout,
+		MaxHeaderBytes:               s.limits.MaxHeaderBytes,
+		ErrorLog:                     log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = context.WithValue(ctx, listenerKey{}, info)
 			return context.WithValue(ctx, connEndKey{}, time.Now().Add(s.limits.MaxConnDuration))
