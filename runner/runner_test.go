@@ -263,3 +263,49 @@ func TestChangedDuringRun(t *testing.T) {
 		t.Fatalf("a symlink made during the run was not caught")
 	}
 }
+
+// A bind mount brings the host mounts below its source with it (bind
+// mounts are recursive): each is checked as a mount of its own, in the
+// order that lets a later mount still cover it.
+func TestWithSubmounts(t *testing.T) {
+	dir := t.TempDir()
+	project := filepath.Join(dir, "project")
+	os.MkdirAll(filepath.Join(project, "sub"), 0o755)
+	points := func() ([]string, error) {
+		return []string{"/", dir, project, filepath.Join(project, "sub"), filepath.Join(project, "sub", "deeper"), project + "-other"}, nil
+	}
+	mounts := []specs.Mount{
+		{Type: "tmpfs", Destination: "/tmp"},
+		{Type: "bind", Source: project, Destination: "/work", Options: []string{"rbind", "ro"}},
+		{Type: "bind", Source: filepath.Join(dir, "missing"), Destination: "/gone"},
+	}
+	got, err := withSubmounts(mounts, points)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []specs.Mount{
+		mounts[0], mounts[1],
+		{Type: "bind", Source: filepath.Join(project, "sub"), Destination: "/work/sub", Options: []string{"rbind", "ro"}},
+		{Type: "bind", Source: filepath.Join(project, "sub", "deeper"), Destination: "/work/sub/deeper", Options: []string{"rbind", "ro"}},
+		mounts[2],
+	}
+	if !slices.EqualFunc(got, want, func(a, b specs.Mount) bool {
+		return a.Type == b.Type && a.Source == b.Source && a.Destination == b.Destination && slices.Equal(a.Options, b.Options)
+	}) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if _, err := withSubmounts(mounts, func() ([]string, error) { return nil, errors.New("no /proc") }); err == nil {
+		t.Fatal("a host whose mounts cannot be listed must not pass")
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/t\011x\012y\134z`: "/t\tx\ny\\z", `/plain`: "/plain", `/bad\04`: `/bad\04`, `/x\0`: `/x\0`} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if pts, err := mountPoints(); err != nil || !slices.Contains(pts, "/") {
+		t.Fatalf("mountPoints: %v, %v", pts, err)
+	}
+}

@@ -103,6 +103,9 @@ func exposure(p string, mounts []specs.Mount, writable bool) (inside, through st
 	if err != nil {
 		return "", "", err
 	}
+	if mounts, err = withSubmounts(mounts, mountPoints); err != nil {
+		return "", "", err
+	}
 	for i, m := range mounts {
 		if m.Type != "bind" || (writable && readOnly(m)) {
 			continue
@@ -186,3 +189,74 @@ func existingAncestor(p string) string {
 		p = filepath.Dir(p)
 	}
 }
+
+// withSubmounts returns mounts with, after each bind mount, one for each
+// host mount below its source (points lists the host's mount points): bind
+// mounts are recursive, so each of those comes into the sandbox too, with
+// its own file system, which the source's device and inode do not cover.
+// Each has the options of the mount it comes with.
+func withSubmounts(mounts []specs.Mount, points func() ([]string, error)) ([]specs.Mount, error) {
+	var pts []string
+	out := make([]specs.Mount, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, m)
+		if m.Type != "bind" {
+			continue
+		}
+		src, err := resolve(m.Source)
+		if err != nil {
+			continue // exposure skips or reports a source it cannot stat
+		}
+		if pts == nil {
+			if pts, err = points(); err != nil {
+				return nil, fmt.Errorf("listing the host's mounts: %w", err)
+			}
+		}
+		for _, p := range pts {
+			if rest, ok := within(p, src); ok && rest != "" {
+				sub := m
+				sub.Source, sub.Destination = p, filepath.Join(m.Destination, rest)
+				out = append(out, sub)
+			}
+		}
+	}
+	return out, nil
+}
+
+// mountPoints lists the mount points of this process's mount namespace.
+func mountPoints() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		// ID parent major:minor root mount-point options ...
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			return nil, fmt.Errorf("/proc/self/mountinfo: malformed line %q", line)
+		}
+		out = append(out, unescapeMountinfo(f[4]))
+	}
+	return out, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of a
+// path in /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }

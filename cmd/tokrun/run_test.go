@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -138,6 +140,35 @@ func TestRefusesVisibleKey(t *testing.T) {
 		if r.code != 125 || !strings.Contains(r.stderr, "would be visible inside the sandbox") || r.stdout != "" {
 			t.Errorf("%s: want exit 125 and a refusal, got\n%s", name, r)
 		}
+	}
+}
+
+// A host mount below the working directory comes into the sandbox with it
+// (bind mounts are recursive): one that shows the key's directory is
+// refused like the directory itself. The mount is made in a mount
+// namespace of the test's own.
+func TestRefusesKeyUnderHostSubmount(t *testing.T) {
+	w := newWorld(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare (util-linux) is not installed")
+	}
+	sub := filepath.Join(w.project, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--", "cat", "sub/key.txt"}
+	cmd := exec.Command(unshare, append([]string{"-m", "--propagation", "private", "sh", "-c", `mount --bind "$0" "$1" && shift && exec "$@"`,
+		filepath.Dir(w.keyFile), sub, tokrunBin}, args...)...)
+	cmd.Dir = w.project
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/root"}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 125 || !strings.Contains(string(out), "would be visible inside the sandbox at /") || strings.Contains(string(out), "TOKRUN-SECRET-KEY") {
+		t.Fatalf("want exit 125 and a refusal, got %v:\n%s", err, out)
 	}
 }
 
