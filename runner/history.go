@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,28 @@ const (
 	historyMax  = 1 << 20 // bytes; beyond this the oldest half is dropped
 )
 
+// historyPath is where the history of runs is kept. With a state
+// directory given, it is there. Otherwise it must outlive the default
+// state directory, which is a tmpfs (/run) or goes at logout
+// ($XDG_RUNTIME_DIR): /var/lib/tokrun for root, $XDG_STATE_HOME/tokrun
+// (~/.local/state/tokrun) for others, rootless runs included (root of
+// their user namespace only). "" means the state directory's.
+func historyPath(stateDir string, root bool, getenv func(string) string) string {
+	if stateDir != "" {
+		return ""
+	}
+	if root {
+		return filepath.Join("/var/lib/tokrun", historyFile)
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "tokrun", historyFile)
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "tokrun", historyFile)
+	}
+	return ""
+}
+
 type historyRecord struct {
 	ID     string    `json:"id"`
 	Places []string  `json:"places,omitempty"` // writable host directories, on start
@@ -40,7 +63,7 @@ type Window struct {
 }
 
 func (st state) appendHistory(r historyRecord) {
-	path := filepath.Join(st.dir, historyFile)
+	path := st.history
 	if info, err := os.Stat(path); err == nil && info.Size() > historyMax {
 		st.trimHistory(path)
 	}
@@ -53,34 +76,41 @@ func (st state) appendHistory(r historyRecord) {
 	f.Write(append(b, '\n'))
 }
 
+// trimHistory drops the older half of the history, but for the start of
+// a run that has not ended: its window is still open.
 func (st state) trimHistory(path string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
-	half := b[len(b)/2:]
-	if i := indexByte(half, '\n'); i >= 0 {
-		half = half[i+1:]
+	cut := len(b) / 2
+	if i := bytes.IndexByte(b[cut:], '\n'); i >= 0 {
+		cut += i + 1
 	}
-	tmp := path + ".tmp"
-	if os.WriteFile(tmp, half, 0o600) == nil {
-		os.Rename(tmp, path)
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
+	ended := map[string]bool{}
+	for line := range bytes.Lines(b) {
+		var r historyRecord
+		if json.Unmarshal(line, &r) == nil && !r.End.IsZero() {
+			ended[r.ID] = true
 		}
 	}
-	return -1
+	var kept []byte
+	for line := range bytes.Lines(b[:cut]) {
+		var r historyRecord
+		if json.Unmarshal(line, &r) == nil && !r.Start.IsZero() && !ended[r.ID] {
+			kept = append(kept, line...)
+		}
+	}
+	tmp := path + ".tmp"
+	if os.WriteFile(tmp, append(kept, b[cut:]...), 0o600) == nil {
+		os.Rename(tmp, path)
+	}
 }
 
 // windows reads the history: one window per run, open-ended (until now)
 // for a run that is still going.
 func (st state) windows(now time.Time) ([]Window, error) {
-	f, err := os.Open(filepath.Join(st.dir, historyFile))
+	f, err := os.Open(st.history)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -123,38 +153,69 @@ func (st state) windows(now time.Time) ([]Window, error) {
 	return out, sc.Err()
 }
 
+// Change is an entry on the way to a file that changed during a run.
+type Change struct {
+	Window
+	Path string // the entry that changed: the file, a symlink or a directory on the way
+}
+
 // ChangedDuringRun reports the run, if any, during which the file at path
-// (or the symlink that names it) changed under a place that run's command
-// could write. stateDir is the state directory of those runs ("" for the
-// default).
-func ChangedDuringRun(stateDir, path string) (*Window, error) {
+// could have been put there by that run's command: the file, or any entry
+// on the way to it (a symlink, a directory that was swapped in), changed
+// below a place the command could write. Each entry is judged where it
+// really is (its directory resolved), so a working directory reached
+// through a symlink hides nothing. The runs are those of the persistent
+// history and of the state directory stateDir ("" for the default).
+func ChangedDuringRun(stateDir, path string) (*Change, error) {
+	// The persistent history, whatever the state directory: reading more
+	// history only refuses more.
+	var files []string
+	if p := historyPath("", realRoot(), os.Getenv); p != "" {
+		files = append(files, p)
+	}
 	if stateDir == "" {
-		stateDir = DefaultStateDir()
+		stateDir = DefaultStateDir() // where earlier versions kept it
 	}
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		return nil, err
 	}
-	ws, err := state{dir: abs}.windows(time.Now())
-	if err != nil || len(ws) == 0 {
-		return nil, err
+	var ws []Window
+	for _, f := range append(files, filepath.Join(abs, historyFile)) {
+		w, err := state{history: f}.windows(time.Now())
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w...)
+	}
+	if len(ws) == 0 {
+		return nil, nil
 	}
 	type changed struct {
 		path  string
 		ctime time.Time
 	}
 	var cs []changed
-	if p, err := filepath.Abs(path); err == nil {
-		var st syscall.Stat_t
-		if syscall.Lstat(p, &st) == nil {
-			cs = append(cs, changed{p, time.Unix(st.Ctim.Unix())})
+	// entries adds every entry from p up to the root, each with its own
+	// change time (a symlink's, not its target's).
+	entries := func(p string) {
+		for cur := p; cur != "/" && cur != "."; cur = filepath.Dir(cur) {
+			dir, err := filepath.EvalSymlinks(filepath.Dir(cur))
+			if err != nil {
+				continue
+			}
+			phys := filepath.Join(dir, filepath.Base(cur))
+			var st syscall.Stat_t
+			if syscall.Lstat(phys, &st) == nil {
+				cs = append(cs, changed{phys, time.Unix(st.Ctim.Unix())})
+			}
 		}
 	}
+	if p, err := filepath.Abs(path); err == nil {
+		entries(p)
+	}
 	if p, err := resolve(path); err == nil {
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			cs = append(cs, changed{p, time.Unix(st.Ctim.Unix())})
-		}
+		entries(p)
 	}
 	for _, w := range ws {
 		for _, c := range cs {
@@ -162,8 +223,10 @@ func ChangedDuringRun(stateDir, path string) (*Window, error) {
 				continue
 			}
 			for _, place := range w.Places {
-				if _, ok := within(c.path, place); ok {
-					return &w, nil
+				// Below the place, not the place itself: its change time
+				// moves with every file the command makes in it.
+				if rest, ok := within(c.path, place); ok && rest != "" {
+					return &Change{Window: w, Path: c.path}, nil
 				}
 			}
 		}
@@ -179,3 +242,7 @@ func (w *Window) String() string {
 	}
 	return fmt.Sprintf("run %s in %s, %s to %s", w.ID, where, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly))
 }
+
+// realRoot reports whether tokrun runs as root of the host, not of a user
+// namespace of its own.
+func realRoot() bool { return os.Geteuid() == 0 && !InUserns() }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -236,7 +237,7 @@ func TestPrivateUnder(t *testing.T) {
 
 func TestChangedDuringRun(t *testing.T) {
 	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
-	st := state{dir: stateDir}
+	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
 	now := time.Now()
 	st.appendHistory(historyRecord{ID: "old", Places: []string{project}, Start: now.Add(-time.Hour)})
 	st.appendHistory(historyRecord{ID: "old", End: now.Add(-59 * time.Minute)})
@@ -250,7 +251,7 @@ func TestChangedDuringRun(t *testing.T) {
 	// A run that is still going (no end yet) covers now.
 	st.appendHistory(historyRecord{ID: "live", Places: []string{project}, Start: time.Now().Add(-time.Second)})
 	os.Chmod(policyFile, 0o640)
-	if w, err := ChangedDuringRun(stateDir, policyFile); err != nil || w == nil || w.ID != "live" {
+	if w, err := ChangedDuringRun(stateDir, policyFile); err != nil || w == nil || w.ID != "live" || w.Path != policyFile {
 		t.Fatalf("a file changed during a run, under its working directory: %v, %v", w, err)
 	}
 	if w, _ := ChangedDuringRun(stateDir, outside); w != nil {
@@ -307,5 +308,88 @@ func TestUnescapeMountinfo(t *testing.T) {
 	}
 	if pts, err := mountPoints(); err != nil || !slices.Contains(pts, "/") {
 		t.Fatalf("mountPoints: %v, %v", pts, err)
+	}
+}
+
+// Entries on the way to the policy count: a directory swapped in during a
+// run, or a symlink planted in a working directory reached through a
+// symlink, are caught; a file the run only created elsewhere in the
+// working directory is not.
+func TestChangedDuringRunOnTheWay(t *testing.T) {
+	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{"conf", "examples"} {
+		os.Mkdir(filepath.Join(project, d), 0o755)
+		os.WriteFile(filepath.Join(project, d, "p.yaml"), []byte("version: 1\n"), 0o644)
+	}
+	os.WriteFile(filepath.Join(other, "tokrun.yaml"), []byte("version: 1\n"), 0o644)
+	link := filepath.Join(other, "project-link")
+	os.Symlink(project, link)
+	time.Sleep(1100 * time.Millisecond) // change times are kept in whole seconds here
+	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
+	st.appendHistory(historyRecord{ID: "live", Places: []string{project}, Start: time.Now()})
+
+	os.WriteFile(filepath.Join(project, "notes.txt"), []byte("x"), 0o644) // changes the project directory itself
+	policyFile := filepath.Join(project, "conf", "p.yaml")
+	if c, err := ChangedDuringRun(stateDir, policyFile); err != nil || c != nil {
+		t.Fatalf("nothing on the way changed: %+v, %v", c, err)
+	}
+	os.Rename(filepath.Join(project, "conf"), filepath.Join(project, "conf.orig"))
+	os.Rename(filepath.Join(project, "examples"), filepath.Join(project, "conf"))
+	if c, err := ChangedDuringRun(stateDir, policyFile); err != nil || c == nil || c.Path != filepath.Join(project, "conf") {
+		t.Fatalf("a directory swapped in: %+v, %v", c, err)
+	}
+	os.Symlink(filepath.Join(other, "tokrun.yaml"), filepath.Join(project, "tokrun.yaml"))
+	if c, err := ChangedDuringRun(stateDir, filepath.Join(link, "tokrun.yaml")); err != nil || c == nil || c.Path != filepath.Join(project, "tokrun.yaml") {
+		t.Fatalf("a symlink planted, seen through a linked working directory: %+v, %v", c, err)
+	}
+}
+
+// Without a state directory given, the history of runs is kept where it
+// outlives the default one (a tmpfs, or gone at logout).
+func TestHistoryPath(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tt := range []struct {
+		stateDir string
+		root     bool
+		env      map[string]string
+		want     string
+	}{
+		{"/x/state", true, nil, ""},
+		{"", true, map[string]string{"XDG_STATE_HOME": "/h/.st"}, "/var/lib/tokrun/history.jsonl"},
+		{"", false, map[string]string{"XDG_STATE_HOME": "/h/.st", "HOME": "/h"}, "/h/.st/tokrun/history.jsonl"},
+		{"", false, map[string]string{"XDG_STATE_HOME": "rel", "HOME": "/h"}, "/h/.local/state/tokrun/history.jsonl"},
+		{"", false, nil, ""},
+	} {
+		if got := historyPath(tt.stateDir, tt.root, env(tt.env)); got != tt.want {
+			t.Errorf("historyPath(%q, %v, %v) = %q, want %q", tt.stateDir, tt.root, tt.env, got, tt.want)
+		}
+	}
+}
+
+// Trimming the history keeps the newer half, and the start of a run that
+// has not ended, however old.
+func TestTrimHistoryKeepsOpenWindows(t *testing.T) {
+	dir := t.TempDir()
+	st := state{dir: dir, history: filepath.Join(dir, historyFile)}
+	start := time.Now().Add(-time.Hour)
+	st.appendHistory(historyRecord{ID: "long", Places: []string{"/p"}, Start: start})
+	for i := range 4000 {
+		id := fmt.Sprintf("r%d", i)
+		st.appendHistory(historyRecord{ID: id, Places: []string{"/p/" + strings.Repeat("x", 200)}, Start: start})
+		st.appendHistory(historyRecord{ID: id, End: start.Add(time.Second)})
+	}
+	info, err := os.Stat(st.history)
+	if err != nil || info.Size() > historyMax+historyMax/2 {
+		t.Fatalf("history not trimmed: %v, %v", info.Size(), err)
+	}
+	ws, err := st.windows(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) == 0 || ws[0].ID != "long" || ws[0].End.Before(time.Now().Add(-time.Minute)) {
+		t.Fatalf("the open run's window was dropped: first of %d windows is %+v", len(ws), ws[0])
+	}
+	if ws[len(ws)-1].ID != "r3999" {
+		t.Fatalf("the newest window is %s", ws[len(ws)-1].ID)
 	}
 }

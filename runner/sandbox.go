@@ -115,7 +115,7 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 		return nil, fmt.Errorf("the tokrun binary %s would be writable inside the sandbox at %s, so the command could replace it for the next run; install tokrun outside the working directory and read-write mounts", exe, inside)
 	}
-	st, err := openState(stateDir)
+	st, err := openState(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ func DefaultStateDir() string {
 //	runs/ID/    one directory per live run, locked while it lives
 //	logs/ID/    gVisor's logs of a run, kept for the last keepLogs runs
 type state struct {
-	dir string
+	dir     string
+	history string // the history of runs (history.go): in dir, or persistent
 }
 
 const (
@@ -41,7 +42,15 @@ func (s state) runscRoot() string       { return filepath.Join(s.dir, "runsc") }
 func (s state) runDir(id string) string { return filepath.Join(s.dir, "runs", id) }
 func (s state) logDir(id string) string { return filepath.Join(s.dir, "logs", id) }
 
+// openState opens the state directory dir ("" for the default) and, for
+// the default, the persistent history of runs.
 func openState(dir string) (state, error) {
+	history := historyPath(dir, realRoot(), os.Getenv)
+	if history != "" {
+		if err := os.MkdirAll(filepath.Dir(history), 0o700); err != nil {
+			return state{}, fmt.Errorf("history of runs: %w", err)
+		}
+	}
 	if dir == "" {
 		dir = DefaultStateDir()
 	}
@@ -66,7 +75,10 @@ func openState(dir string) (state, error) {
 			return state{}, fmt.Errorf("state directory: %w", err)
 		}
 	}
-	return state{dir: dir}, nil
+	if history == "" {
+		history = filepath.Join(dir, historyFile)
+	}
+	return state{dir: dir, history: history}, nil
 }
 
 func newID() string {

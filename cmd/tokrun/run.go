@@ -56,7 +56,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.audit, "audit", "", "append one JSON line per proxy decision to `FILE` (- for stderr)")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics of the embedded proxy at http://`ADDR`/metrics")
 	f.StringVar(&o.learn, "learn", "", "allow all public egress, inject no secrets, and write a policy of what was used to `FILE`")
-	f.StringVar(&o.stateDir, "state-dir", "", "sandbox state and logs `DIR` (default $XDG_RUNTIME_DIR/tokrun or /run/tokrun)")
+	f.StringVar(&o.stateDir, "state-dir", "", "sandbox state, logs and (when given) the history of runs in `DIR` (default $XDG_RUNTIME_DIR/tokrun or /run/tokrun, history in /var/lib/tokrun or ~/.local/state/tokrun)")
 	f.BoolVar(&o.debug, "debug", false, "write gVisor's debug logs and say where they are")
 }
 
@@ -174,11 +174,16 @@ func loadPolicy(o *runOptions, keys *sealing.KeyRing) (*policy.Policy, string, e
 	}
 	// A policy an earlier run's command could have written (a new
 	// ./tokrun.yaml, say) is not trusted until someone saves it again.
-	if w, err := runner.ChangedDuringRun(o.stateDir, file); err != nil {
+	if c, err := runner.ChangedDuringRun(o.stateDir, file); err != nil {
 		return nil, file, err
-	} else if w != nil {
-		return nil, file, cli.WithHints(fmt.Errorf("%s was changed during an earlier sandboxed run (%s), so the command of that run may have written it", file, w),
-			"review it; once it is as you want it, save it again (or run: touch "+file+") and tokrun will use it")
+	} else if c != nil {
+		what := file + " was changed"
+		abs, _ := filepath.Abs(file)
+		if phys, err := filepath.EvalSymlinks(abs); err != nil || phys != c.Path {
+			what = file + " was changed on its way (" + c.Path + ")"
+		}
+		return nil, file, cli.WithHints(fmt.Errorf("%s during an earlier sandboxed run (%s), so the command of that run may have written it", what, &c.Window),
+			"review it; once it is as you want it, save it again (or run: touch "+c.Path+") and tokrun will use it")
 	}
 	p, err := policy.Load(file, opts)
 	if err != nil && keys == nil && o.keyFile == "" && strings.Contains(err.Error(), "key") {

@@ -270,6 +270,33 @@ func TestCommandRunsAsProjectOwner(t *testing.T) {
 	}
 }
 
+// A directory on the way to the policy, swapped in by a sandboxed command
+// (moving a directory leaves the change times of the files in it alone),
+// makes the policy refused too, naming the directory to review.
+func TestPolicySwappedInByARunIsRefused(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(w.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"conf", "examples"} {
+		if err := os.Mkdir(filepath.Join(w.project, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(w.project, d, "p.yaml"), string(b), 0o644)
+	}
+	time.Sleep(1100 * time.Millisecond) // change times are compared in whole seconds
+	args := []string{"--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--policy", "conf/p.yaml", "--"}
+	if r := w.runRaw("", append(args, "/bin/sh", "-c", "mv conf conf.orig && mv examples conf")...); r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	r := w.runRaw("", append(args, "/bin/true")...)
+	if r.code != 125 || !strings.Contains(r.stderr, "conf/p.yaml was changed on its way ("+filepath.Join(w.project, "conf")+") during an earlier sandboxed run") ||
+		!strings.Contains(r.stderr, "touch "+filepath.Join(w.project, "conf")) {
+		t.Fatalf("a policy in a swapped directory: want a refusal, got\n%s", r)
+	}
+}
+
 // A policy that a sandboxed command wrote for the next run is refused
 // until someone saves it again.
 func TestPolicyPlantedByARunIsRefused(t *testing.T) {
