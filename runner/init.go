@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -49,6 +50,7 @@ func Init(args []string) int {
 		return ExitFailure
 	}
 	cmd := rest[1:]
+	closeInherited()
 
 	// Signals are caught before the child starts so none is lost.
 	sigs := make(chan os.Signal, 16)
@@ -194,5 +196,20 @@ func HandleReexec() {
 		runsc.Main()
 	case IsInit(os.Args):
 		os.Exit(Init(os.Args))
+	}
+}
+
+// closeInherited marks every descriptor above stderr close-on-exec: init
+// is handed some by the sandbox (a pipe), and os.StartProcess passes on
+// whatever is not, so the command would hold them.
+func closeInherited() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
 	}
 }

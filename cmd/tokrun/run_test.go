@@ -143,6 +143,15 @@ func TestRefusesVisibleKey(t *testing.T) {
 	}
 }
 
+// The command holds its standard streams and nothing else of init's.
+func TestCommandInheritsOnlyStdio(t *testing.T) {
+	w := newWorld(t)
+	r := w.run("", "--", "/bin/sh", "-c", "ls /proc/$$/fd")
+	if r.code != 0 || r.stdout != "0\n1\n2\n" {
+		t.Fatalf("the command's descriptors:\n%s", r)
+	}
+}
+
 // A host mount below the working directory comes into the sandbox with it
 // (bind mounts are recursive): one that shows the key's directory is
 // refused like the directory itself. The mount is made in a mount
