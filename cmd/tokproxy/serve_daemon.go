@@ -304,9 +304,11 @@ func (d *daemon) run(sigs <-chan os.Signal) int {
 		}()
 		d.log.Info("admin serving", "listen", d.adminLn.Addr().String(), "paths", "/metrics /healthz /readyz")
 	}
+	// Ready before the log line says so, which scripts (and the tests)
+	// wait for.
+	d.health.ready.Store(true)
 	p := d.store.Policy()
 	d.log.Info("policy loaded", "file", d.opts.policyFile, "hash", p.Hash(), "rules", len(p.Rules()), "deny_rules", len(p.DenyRules()), "secrets", len(p.Secrets()))
-	d.health.ready.Store(true)
 
 	var tick <-chan time.Time
 	if d.opts.watchInterval > 0 {
