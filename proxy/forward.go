@@ -74,6 +74,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	pol := s.cfg.Policy()
 	d := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: r.Method, Path: rawPath})
+	if d.Allow {
+		d = checkMethodOverride(pol, r, t, rawPath, d)
+	}
 	rec := Record{Client: t.client, Method: d.Method, Scheme: d.Scheme, Host: d.Host, Port: d.Port, Path: d.Path, Rule: d.Rule, Reason: string(d.Reason)}
 	ix := s.secrets(pol)
 	dets := ix.foreign(d.Host)
@@ -203,6 +206,39 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		stripHopByHop(resp.Header)
 	}
 	return s.respond(r, resp, ix, rec, in, late, start)
+}
+
+// methodOverrideHeaders are headers with which many APIs (Google's among
+// them) let a POST act as another method.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// checkMethodOverride refuses an allowed request whose method-override
+// header names a method the same rule would not allow: the upstream
+// would act on that method, not on the one decided.
+func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath string, d policy.Decision) policy.Decision {
+	for _, h := range methodOverrideHeaders {
+		for _, v := range r.Header[h] {
+			m := strings.ToUpper(strings.TrimSpace(v))
+			if m == d.Method {
+				continue
+			}
+			od := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: m, Path: rawPath})
+			if od.Allow && od.Rule == d.Rule {
+				continue
+			}
+			d.Allow, d.Inject, d.AllowPrivate = false, nil, false
+			d.Reason = policy.MethodNotAllowed
+			if !od.Allow {
+				d.Reason = od.Reason
+			}
+			if len(m) > 24 {
+				m = m[:24] + "..."
+			}
+			d.Explanation = h + " asks the upstream for " + strconv.Quote(m) + ", which rule " + d.Rule + " does not allow; send that method itself if a rule allows it"
+			return d
+		}
+	}
+	return d
 }
 
 // respond readies an allowed upstream response for the client: the

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -571,5 +573,42 @@ func TestPlainConnectionLifetime(t *testing.T) {
 	case <-upDone:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the upstream request outlived the connection's lifetime by 20s")
+	}
+}
+
+// A method-override header turns a POST into another method at many
+// APIs: it is judged as that method, under the same rule.
+func TestMethodOverrideIsDecidedToo(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		for _, k := range []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"} {
+			seen = append(seen, r.Header[k]...)
+		}
+		mu.Unlock()
+	})) // rule api: GET and POST on /v1/**
+	c := h.client()
+	for _, tt := range []struct {
+		header, value string
+		status        int
+		reason        string
+	}{
+		{"X-HTTP-Method-Override", "DELETE", 403, "method_not_allowed"},
+		{"X-Http-Method", "put", 403, "method_not_allowed"},
+		{"X-Method-Override", "GET", 200, ""},
+		{"X-HTTP-Method-Override", "POST", 200, ""},
+	} {
+		req := newRequest(t, "POST", "https://api.example.com/v1/x", strings.NewReader("{}"))
+		req.Header.Set(tt.header, tt.value)
+		status, body, reason := h.do(c, req)
+		if status != tt.status || reason != tt.reason {
+			t.Errorf("%s: %s: status %d reason %q body %q", tt.header, tt.value, status, reason, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"GET", "POST"}) {
+		t.Errorf("the upstream saw overrides %q, want only the allowed ones", seen)
 	}
 }
