@@ -349,17 +349,19 @@ func (s *Server) trippedLate(hook *cancelHook, late *lateTrip, hit *tripwireErro
 	late.hit = hit
 	reported := late.reported
 	late.mu.Unlock()
-	hook.cancel()
+	// Counted and reported before the exchange ends, so that whoever sees
+	// the request end (and its record) sees the tripwire too.
 	if m := s.cfg.Metrics; m != nil {
 		m.Tripwires.WithLabelValues(hit.secret).Inc()
 	}
+	if s.cfg.OnTripwire != nil {
+		s.cfg.OnTripwire(TripwireEvent{Secret: hit.secret, Where: hit.where, Host: rec.Host, Client: rec.Client})
+	}
+	hook.cancel()
 	if reported {
 		rec.Decision, rec.Reason, rec.Tripwire = "deny", string(ReasonTripwire), hit.secret
 		rec.Error = "the rest of the request body was cut off: " + hit.Error()
 		s.audit(rec, start)
-	}
-	if s.cfg.OnTripwire != nil {
-		s.cfg.OnTripwire(TripwireEvent{Secret: hit.secret, Where: hit.where, Host: rec.Host, Client: rec.Client})
 	}
 }
 
