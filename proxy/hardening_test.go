@@ -399,17 +399,32 @@ func TestLateTripwireIsReported(t *testing.T) {
 	})
 	tc := h.tunnel(t, "open.example.com")
 	defer tc.Close()
+	err := uploadLate(t, tc, "POST /upload HTTP/1.1\r\nHost: open.example.com\r\n")
+	checkLateTrip(t, h, &events, got, err, "/upload")
+}
+
+// uploadLate sends a request (head, without its end) whose body carries
+// the placeholder past the part scanned before dialling, sent only once
+// the response has begun; it returns how reading the response ended.
+func uploadLate(t *testing.T, conn net.Conn, head string) error {
+	t.Helper()
 	filler := strings.Repeat("x", peekBody+1024)
 	rest := placeholder + strings.Repeat("y", 100)
-	fmt.Fprintf(tc, "POST /upload HTTP/1.1\r\nHost: open.example.com\r\nContent-Length: %d\r\n\r\n%s", len(filler)+len(rest), filler)
-	tc.SetReadDeadline(time.Now().Add(20 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	fmt.Fprintf(conn, "%sContent-Length: %d\r\n\r\n%s", head, len(filler)+len(rest), filler)
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(tc, rest)
+	io.WriteString(conn, rest)
 	_, err = io.Copy(io.Discard, resp.Body)
-	checkLateTrip(t, h, &events, got, err, "/upload")
+	return err
+}
+
+// plainRule adds to a policy a rule for plain http to plain.example.com
+// on port.
+func plainRule(pol, port string) string {
+	return strings.Replace(pol, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
 }
 
 // The same over plain http, which the proxy answers itself: the response
@@ -419,7 +434,7 @@ func TestLateTripwireIsReportedPlain(t *testing.T) {
 	up := httptest.NewServer(lateTripUpstream(got))
 	defer up.Close()
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-	pol := strings.Replace(tripPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	pol := plainRule(tripPolicy, port)
 	var events atomic.Int32
 	h := newHarness(t, pol, nil, func(_ *harness, c *Config) {
 		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
@@ -429,16 +444,7 @@ func TestLateTripwireIsReportedPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	filler := strings.Repeat("x", peekBody+1024)
-	rest := placeholder + strings.Repeat("y", 100)
-	fmt.Fprintf(conn, "POST http://plain.example.com:%s/upload HTTP/1.1\r\nHost: plain.example.com:%s\r\nContent-Length: %d\r\n\r\n%s", port, port, len(filler)+len(rest), filler)
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(conn, rest)
-	_, err = io.Copy(io.Discard, resp.Body)
+	err = uploadLate(t, conn, "POST http://plain.example.com:"+port+"/upload HTTP/1.1\r\nHost: plain.example.com:"+port+"\r\n")
 	checkLateTrip(t, h, &events, got, err, "/upload")
 }
 
@@ -456,7 +462,7 @@ func TestPlainResponseCutShortIsNotWhole(t *testing.T) {
 	}))
 	defer up.Close()
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-	pol := strings.Replace(basicPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	pol := plainRule(basicPolicy, port)
 	h := newHarness(t, pol, nil)
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(h.proxyURL)}}
 	resp, err := c.Get("http://plain.example.com:" + port + "/x")
@@ -548,7 +554,7 @@ func TestPlainConnectionLifetime(t *testing.T) {
 	}))
 	defer up.Close()
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
-	pol := strings.Replace(basicPolicy, "deny:", "  - name: plain\n    host: plain.example.com\n    scheme: http\n    port: "+port+"\ndeny:", 1)
+	pol := plainRule(basicPolicy, port)
 	h := newHarness(t, pol, nil, func(_ *harness, c *Config) { c.Limits.MaxConnDuration = 500 * time.Millisecond })
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(h.proxyURL)}}
 	resp, err := c.Get("http://plain.example.com:" + port + "/stream")
