@@ -360,6 +360,9 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 	}
 	for _, name := range r.Inject {
 		s := p.secrets[name]
+		if s == nil { // Parse refuses such a policy; never inject less than the rule says
+			return d.deny(SecretNotBound, "rule %s injects secret %s, which the policy could not open", r.Name, name)
+		}
 		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
 			if p.learn {
 				return learnAllow(d.deny(SecretNotBound, "rule %s matches, but %s", r.Name, bindingText(err)), c.explain())

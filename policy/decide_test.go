@@ -239,3 +239,14 @@ func TestDenyLooseFormKeepsEscapes(t *testing.T) {
 		}
 	}
 }
+
+// A rule whose secret is not in the policy (Parse refuses that; this is
+// the guard behind it) is denied, never answered with fewer injections.
+func TestDecideMissingSecretDenies(t *testing.T) {
+	p := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	delete(p.secrets, "openai")
+	d := p.Decide(Request{Scheme: "https", Host: "api.openai.com", Method: "POST", Path: "/v1/chat/completions"})
+	if d.Allow || d.Reason != SecretNotBound || len(d.Inject) != 0 {
+		t.Fatalf("decision %+v", d)
+	}
+}

@@ -326,6 +326,9 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 				if t, ok := b.str(v, fp); ok {
 					token, tokenNode = strings.TrimSpace(t), v
 					s.sealed = token
+					if token == "" {
+						b.errorf(v, fp, "empty; give the token 'sealctl seal' printed")
+					}
 				}
 			}},
 			{"sealed_file", false, func(v *yaml.Node, fp string) {
@@ -424,7 +427,12 @@ func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
 		b.errorf(n, path, "%s: %s", file, errText(err))
 		return ""
 	}
-	return strings.TrimSpace(string(data))
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		// A failed "sealctl seal ... > file" leaves one: the shell made it.
+		b.errorf(n, path, "%s is empty; seal the secret into it with 'sealctl seal'", file)
+	}
+	return token
 }
 
 func (b *builder) ruleList(n *yaml.Node, path string, deny bool, names map[string]int) []*Rule {
