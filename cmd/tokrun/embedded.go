@@ -106,8 +106,7 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 		metrics.PolicyLoaded(pol)
 		ln, err := net.Listen("tcp", o.metrics)
 		if err != nil {
-			em.close()
-			return nil, fmt.Errorf("--metrics: %w", err)
+			return em.fail(fmt.Errorf("--metrics: %w", err))
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -119,8 +118,7 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 		// command may replace the path to it, not the directory itself.
 		root, err := os.OpenRoot(filepath.Dir(o.learn))
 		if err != nil {
-			em.close()
-			return nil, fmt.Errorf("--learn: %w", err)
+			return em.fail(fmt.Errorf("--learn: %w", err))
 		}
 		em.learnDir, em.learnName = root, filepath.Base(o.learn)
 		em.learner = policy.NewLearner()
@@ -142,13 +140,11 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 		},
 	})
 	if err != nil {
-		em.close()
-		return nil, err
+		return em.fail(err)
 	}
 	for name, ph := range byName {
 		if err := em.srv.AddPlaceholders(name, ph); err != nil {
-			em.close()
-			return nil, err
+			return em.fail(err)
 		}
 	}
 	return em, nil
@@ -206,6 +202,13 @@ func (em *embedded) writeLearned() error {
 	return atomicfile.WriteIn(em.learnDir, em.learnName, 0o644, func(w io.Writer) error {
 		return em.learner.WritePolicy(w, em.pol)
 	})
+}
+
+// fail undoes a start that went wrong: nothing it created is left.
+func (em *embedded) fail(err error) (*embedded, error) {
+	em.close()
+	em.discard()
+	return nil, err
 }
 
 // discard undoes what startEmbedded left on disk for a run that never

@@ -78,7 +78,7 @@ func (o *runOptions) check() ([]string, []runner.Mount, error) {
 		if o.proxyCA == "" {
 			return nil, nil, cli.Usagef("--proxy needs --proxy-ca, the CA certificate of that tokproxy (ca.pem in its state directory)")
 		}
-		for name, set := range map[string]bool{"--learn": o.learn != "", "--allow": len(o.allow) > 0, "--audit": o.audit != "", "--metrics": o.metrics != "", "--upstream-ca": o.upstreamCA != "", "--key": o.keyFile != "", "--on-tripwire kill": o.onTripwire == "kill"} {
+		for name, set := range map[string]bool{"--learn": o.learn != "", "--allow": len(o.allow) > 0, "--audit": o.audit != "", "--metrics": o.metrics != "", "--upstream-ca": o.upstreamCA != "", "--key": o.keyFile != "", "--on-tripwire kill": o.onTripwire == "kill", "--policy": o.policyFile != ""} {
 			if set {
 				return nil, nil, cli.Usagef("%s applies to the embedded proxy and cannot be used with --proxy; configure the tokproxy daemon instead", name)
 			}

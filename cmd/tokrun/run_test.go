@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,6 +141,24 @@ func TestRefusesVisibleKey(t *testing.T) {
 		if r.code != 125 || !strings.Contains(r.stderr, "would be visible inside the sandbox") || r.stdout != "" {
 			t.Errorf("%s: want exit 125 and a refusal, got\n%s", name, r)
 		}
+	}
+}
+
+// A run that cannot start leaves no audit file behind.
+func TestFailedStartLeavesNoAuditFile(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	audit := filepath.Join(t.TempDir(), "audit.jsonl")
+	r := w.run("", "--audit", audit, "--metrics", ln.Addr().String(), "--", "/bin/true")
+	if r.code != 125 || !strings.Contains(r.stderr, "--metrics") {
+		t.Fatalf("want exit 125 for a metrics address in use, got\n%s", r)
+	}
+	if _, err := os.Stat(audit); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the audit file was left: %v", err)
 	}
 }
 
