@@ -2,7 +2,11 @@ package examples
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -492,5 +496,45 @@ func TestKubernetesScaleAndScrape(t *testing.T) {
 				t.Errorf("ServiceMonitor %s: scrapes port %s path %s, want the admin port %d /metrics", o.Metadata.Name, ep.Port, ep.Path, adminPort)
 			}
 		}
+	}
+}
+
+// The README's token command leaves a token that fits in the agents'
+// HTTPS_PROXY URL (no line end) and that the proxy's token file accepts.
+func TestKubernetesTokenCommand(t *testing.T) {
+	readme, err := os.ReadFile("deploy/kubernetes/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(l, "tokproxy token agent ") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatal("the README has no 'tokproxy token agent' command")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", line)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(tokproxyBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "agent.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := url.Parse("http://agent:" + string(token) + "@tokproxy.tokrun.svc:3128"); err != nil || !strings.HasPrefix(string(token), "tokproxy_") {
+		t.Fatalf("the token %q does not fit in HTTPS_PROXY: %v", token, err)
+	}
+	tokens, err := os.ReadFile(filepath.Join(dir, "tokens.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(token)
+	if want := "agent " + hex.EncodeToString(sum[:]) + "\n"; string(tokens) != want {
+		t.Fatalf("tokens.txt is %q, want %q", tokens, want)
 	}
 }
