@@ -25,7 +25,21 @@ import (
 type Learner struct {
 	mu      sync.Mutex
 	groups  map[learnKey]*learnGroup
-	dropped int // requests to destinations past maxLearnGroups
+	dropped int      // requests to destinations past maxLearnGroups
+	redact  []string // more placeholders never to write (see Redact)
+}
+
+// Redact adds strings that WritePolicy never writes into a rule, as it
+// never writes the policy's own secrets and placeholders: the per-run
+// placeholders tokrun hands the command, say.
+func (l *Learner) Redact(s ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, x := range s {
+		if x != "" {
+			l.redact = append(l.redact, x)
+		}
+	}
 }
 
 // Bounds on what a Learner keeps, so that a command that sends requests

@@ -299,7 +299,9 @@ func TestLearnerNeverWritesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := NewLearner()
+	l.Redact("tokrun_placeholder_run0001") // one of tokrun's per-run placeholders
 	for _, r := range []Request{
+		{"https", "api.github.com", 0, "GET", "/check/key=tokrun_placeholder_run0001/x"},
 		{"https", "api.github.com", 0, "GET", "/bot-sk-proj-vector-0002/send"},
 		{"https", "api.github.com", 0, "GET", "/k/k-minimal-0001"},
 		{"https", "api.github.com", 0, "GET", "/ph/sk-tokrun-placeholder-openai"},
@@ -324,7 +326,7 @@ func TestLearnerNeverWritesSecrets(t *testing.T) {
 	if n := strings.Count(text, "sk-tokrun-placeholder-openai"); n != 1 || !strings.Contains(text, "placeholders: [sk-tokrun-placeholder-openai]") {
 		t.Errorf("placeholder written %d times outside the secrets section", n-1)
 	}
-	for _, q := range []string{"query-value-xyz", "token=", "frag-value", "%3F", "%23"} {
+	for _, q := range []string{"query-value-xyz", "token=", "frag-value", "%3F", "%23", "run0001"} {
 		if strings.Contains(text, q) {
 			t.Errorf("output contains %q:\n%s", q, text)
 		}

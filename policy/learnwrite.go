@@ -86,7 +86,9 @@ func (l *Learner) WritePolicy(w io.Writer, base *Policy) error {
 // learnedRules merges the observations into rules, in order of host,
 // scheme, port, with secrets before without.
 func (l *Learner) learnedRules(base *Policy) (rules []*learnedRule, total, dropped int) {
-	var needles []string
+	l.mu.Lock()
+	needles := slices.Clone(l.redact)
+	l.mu.Unlock()
 	if base != nil {
 		for _, s := range base.Secrets() {
 			needles = append(needles, s.Sealed.Reveal())

@@ -37,6 +37,7 @@ type Sandbox struct {
 	uid, gid int
 	// started and ended track the run's entries in the history.
 	started, ended bool
+	end            time.Time // when the window closed
 	spec           *specs.Spec
 	conf           *config.Config
 
@@ -320,9 +321,14 @@ func (s *Sandbox) recordStart() {
 func (s *Sandbox) recordEnd() {
 	if s.started && !s.ended {
 		s.ended = true
-		s.st.appendHistory(historyRecord{ID: s.id, End: time.Now()})
+		s.end = time.Now()
+		s.st.appendHistory(historyRecord{ID: s.id, End: s.end})
 	}
 }
+
+// WindowEnd is when the run's command could no longer write to the host
+// (the end of its window in the history of runs), once Run has returned.
+func (s *Sandbox) WindowEnd() time.Time { return s.end }
 
 // kill ends every process of the sandbox.
 func (s *Sandbox) kill() {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,6 +123,9 @@ func (e *env) startEmbedded(o *runOptions, envs []string, cancel context.CancelC
 		}
 		em.learnDir, em.learnName = root, filepath.Base(o.learn)
 		em.learner = policy.NewLearner()
+		for _, ph := range byName {
+			em.learner.Redact(ph) // the command sees them; a path may carry one
+		}
 	}
 	em.srv, err = proxy.New(proxy.Config{
 		Policy:        func() *policy.Policy { return pol },
@@ -198,10 +202,32 @@ func (em *embedded) finish(e *env) {
 	}
 }
 
-func (em *embedded) writeLearned() error {
-	return atomicfile.WriteIn(em.learnDir, em.learnName, 0o644, func(w io.Writer) error {
+// writeLearned writes the learned policy, once the run's window (when its
+// command could write) has closed at end. Its change time must come after
+// end, or the next run would take it for a file the command planted; file
+// times come from a coarse clock, which can lag behind end by a tick, so
+// the time is moved on until it does.
+func (em *embedded) writeLearned(end time.Time) error {
+	err := atomicfile.WriteIn(em.learnDir, em.learnName, 0o644, func(w io.Writer) error {
 		return em.learner.WritePolicy(w, em.pol)
 	})
+	if err != nil {
+		return err
+	}
+	for range 100 {
+		fi, err := em.learnDir.Lstat(em.learnName)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || time.Unix(st.Ctim.Unix()).After(end) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+		if err := em.learnDir.Chmod(em.learnName, 0o644); err != nil { // a new change time
+			return err
+		}
+	}
+	return nil
 }
 
 // fail undoes a start that went wrong: nothing it created is left.

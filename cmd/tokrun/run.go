@@ -337,7 +337,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		return runFailure(err)
 	}
 	if emb != nil && o.learn != "" {
-		if err := emb.writeLearned(); err != nil {
+		if err := emb.writeLearned(sb.WindowEnd()); err != nil {
 			return err
 		}
 		e.notef("wrote the learned policy to %s; review it, seal your secrets into it, then run with --policy %s", o.learn, o.learn)
