@@ -204,7 +204,10 @@ func refLoosePath(p string) string {
 		}
 		segs[i] = refLowerKeepEscapes(seg)
 	}
-	return strings.Join(segs, "/")
+	if out := strings.TrimRight(strings.Join(segs, "/"), "/"); out != "" {
+		return out
+	}
+	return "/"
 }
 
 func refLowerKeepEscapes(s string) string {

@@ -250,3 +250,39 @@ func TestDecideMissingSecretDenies(t *testing.T) {
 		t.Fatalf("decision %+v", d)
 	}
 }
+
+// A trailing slash is one more spelling many servers route to the same
+// handler (Express, Spring MVC 5, Rails, ASP.NET Core): a deny rule for
+// an exact path refuses it too, with the other loose spellings.
+func TestDenyMatchesTrailingSlash(t *testing.T) {
+	src := `version: 1
+rules:
+  - {name: all, host: api.example.com}
+deny:
+  - {name: no-admin, host: api.example.com, paths: ["/v1/admin"]}
+  - {name: no-delete, host: api.example.com, paths: ["/v1/users/*/delete"]}
+`
+	p, err := Parse("p.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, rule string }{
+		{"/v1/admin", "no-admin"},
+		{"/v1/admin/", "no-admin"},
+		{"/v1/admin/.", "no-admin"},
+		{"/v1/admin//", "no-admin"},
+		{"/v1/ADMIN/", "no-admin"},
+		{"/v1/admin;x=1/", "no-admin"},
+		{"/v1/users/42/delete/", "no-delete"},
+	} {
+		d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "POST", Path: tc.path})
+		if d.Allow || d.Rule != tc.rule {
+			t.Errorf("%s: allow=%v reason=%s rule=%q; want denied by %s", tc.path, d.Allow, d.Reason, d.Rule, tc.rule)
+		}
+	}
+	for _, path := range []string{"/", "/v1/administrator/", "/v1/users/42/"} {
+		if d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "POST", Path: path}); !d.Allow {
+			t.Errorf("%s: denied by %s", path, d.Rule)
+		}
+	}
+}

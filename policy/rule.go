@@ -41,8 +41,10 @@ type Rule struct {
 
 // loosePath folds the spellings that some servers treat as the same path:
 // case (Express, ASP.NET), ";" parameters (Tomcat, Jetty) and trailing
-// dots (IIS) in each segment. Deny rules match it too, so "/v1/ADMIN",
-// "/v1/admin;x=y" and "/v1/admin." cannot slip past a deny of "/v1/admin".
+// dots (IIS) in each segment, and a trailing slash (Express, Spring,
+// Rails, ASP.NET route "/x/" to "/x"). Deny rules match it too, so
+// "/v1/ADMIN", "/v1/admin;x=y", "/v1/admin." and "/v1/admin/" cannot slip
+// past a deny of "/v1/admin".
 func loosePath(p string) string {
 	if isLoose(p) {
 		return p
@@ -57,13 +59,21 @@ func loosePath(p string) string {
 		}
 		segs[i] = lowerKeepEscapes(seg)
 	}
-	return strings.Join(segs, "/")
+	out := strings.Join(segs, "/")
+	for len(out) > 1 && out[len(out)-1] == '/' {
+		out = out[:len(out)-1]
+	}
+	return out
 }
 
 // isLoose reports whether loosePath would return p unchanged because it
-// has nothing to fold: no upper-case letter (escapes included), no ";" and
-// no segment ending in ".". TestLoosePathMatchesReference checks it.
+// has nothing to fold: no upper-case letter (escapes included), no ";", no
+// segment ending in "." and no trailing slash. TestLoosePathMatchesReference
+// checks it.
 func isLoose(p string) bool {
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return false
+	}
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case c >= 'A' && c <= 'Z', c == ';':
