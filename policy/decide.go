@@ -171,7 +171,9 @@ func (ix *hostIndex) candidates(h string, buf []int) []int {
 	}
 	for i := 1; i < len(h); i++ {
 		if h[i] == '.' && len(h)-i <= maxWildcardKey && ix.wildcardLen[len(h)-i] {
-			out = append(out, ix.wildcard[h[i:]]...)
+			if rs := ix.wildcard[h[i:]]; len(rs) > 0 && match.WildcardCovers(h[i+1:], h) {
+				out = append(out, rs...)
+			}
 		}
 	}
 	slices.Sort(out)

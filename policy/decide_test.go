@@ -286,3 +286,21 @@ deny:
 		}
 	}
 }
+
+// The same in a policy, where wildcard rules are found through an index.
+func TestWildcardRuleStopsAtNestedPublicSuffix(t *testing.T) {
+	p, err := Parse("p.yaml", []byte("version: 1\nrules:\n  - {name: cloud, host: \"*.amazonaws.com\"}\n  - {name: blob, host: \"*.core.windows.net\"}\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, allow := range map[string]bool{
+		"attacker.execute-api.us-east-1.amazonaws.com": false,
+		"attacker-bucket.s3.amazonaws.com":             false,
+		"attacker.blob.core.windows.net":               false,
+		"sts.amazonaws.com":                            true,
+	} {
+		if d := p.Decide(Request{Scheme: "https", Host: host, Method: "GET", Path: "/"}); d.Allow != allow {
+			t.Errorf("%s: allow=%v (%s), want %v", host, d.Allow, d.Explanation, allow)
+		}
+	}
+}

@@ -236,7 +236,19 @@ func (p HostPattern) Match(h string) bool {
 	if p.exact != "" {
 		return h == p.exact
 	}
-	return p.suffix != "" && len(h) > len(p.suffix) && strings.HasSuffix(h, p.suffix)
+	return p.suffix != "" && len(h) > len(p.suffix) && strings.HasSuffix(h, p.suffix) && WildcardCovers(p.suffix[1:], h)
+}
+
+// WildcardCovers reports whether a wildcard over the domain suffix may
+// cover the host h below it: h's public suffix must be shorter than
+// suffix, so that whoever owns suffix owns h too. Below a public suffix
+// that lies under suffix (execute-api.us-east-1.amazonaws.com under
+// amazonaws.com, blob.core.windows.net under core.windows.net) anyone can
+// register a name, so "*.amazonaws.com" does not cover
+// "attacker.execute-api.us-east-1.amazonaws.com".
+func WildcardCovers(suffix, h string) bool {
+	ps, _ := publicsuffix.PublicSuffix(h)
+	return len(ps) < len(suffix)
 }
 
 // Overlaps reports whether some host matched by q is also matched by p,
