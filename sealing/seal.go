@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/crypto/nacl/box"
 )
@@ -23,6 +24,13 @@ func Seal(rand io.Reader, to PublicKey, b Binding, value string, now time.Time) 
 	}
 	if len(value) < MinValueSize {
 		return "", fmt.Errorf("%w: the secret value is %d bytes; at least %d are needed to scrub it from responses safely", ErrBinding, len(value), MinValueSize)
+	}
+	if i := strings.IndexFunc(value, invisible); i >= 0 {
+		// A byte-order mark from a file saved by Notepad, a zero-width
+		// space from a copy: sent with the key, the API refuses it, and an
+		// echo without it would not be scrubbed. (Open accepts tokens
+		// sealed before this check.)
+		return "", fmt.Errorf("%w: the secret value holds an invisible character (U+%04X) at byte %d; remove it", ErrBinding, []rune(value[i:])[0], i)
 	}
 	if !c.b.NotAfter.IsZero() && !c.b.NotAfter.After(c.b.SealedAt) {
 		return "", fmt.Errorf("%w: not_after %s is not in the future", ErrBinding, c.b.NotAfter.Format(time.RFC3339))
@@ -92,3 +100,8 @@ func (r *KeyRing) ids() string {
 	}
 	return s
 }
+
+// invisible reports a character that prints as nothing, or as blank space
+// other than the ASCII space: format characters (U+FEFF, U+200B...), and
+// other spaces (U+00A0...).
+func invisible(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }

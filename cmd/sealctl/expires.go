@@ -29,7 +29,9 @@ func parseExpires(s string, now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("--expires %q: %w", s, err)
 	}
-	if !t.After(now) {
+	// Tokens keep whole seconds: an expiry must still be after the
+	// sealing time once both are cut to the second.
+	if !t.Truncate(time.Second).After(now.Truncate(time.Second)) {
 		return time.Time{}, fmt.Errorf("--expires %q: %s is not in the future (now is %s)",
 			s, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}

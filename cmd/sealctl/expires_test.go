@@ -30,6 +30,8 @@ func TestParseExpires(t *testing.T) {
 		{in: "2020-01-01T00:00:00Z", wantErr: "is not in the future"},
 		{in: "2026-03-15T09:30:00Z", wantErr: "is not in the future"},
 		{in: "0s", wantErr: "a duration must be positive"},
+		{in: "500ms", wantErr: "is not in the future"}, // tokens keep whole seconds
+		{in: "2026-03-15T09:30:00.9Z", wantErr: "is not in the future"},
 		{in: "-1h", wantErr: "a duration must be positive"},
 		{in: "0d", wantErr: "days must be between 1 and 36600"},
 		{in: "36601d", wantErr: "days must be between 1 and 36600"},

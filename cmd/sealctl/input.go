@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,6 +32,12 @@ func (e *env) readSecret(path, name string) (string, error) {
 	case path != "" && path != "-":
 		var f *os.File
 		if f, err = os.Open(path); err != nil {
+			// The path is not quoted: a secret given to --in by mistake
+			// would be.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = fmt.Errorf("cannot open the --in file: %w", pe.Err)
+			}
 			return "", err
 		}
 		defer f.Close()

@@ -242,3 +242,41 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// A secret put in a flag by mistake (curl's -H habit, or the value given
+// to --in) is never echoed on stderr, which CI systems log.
+func TestFlagErrorsDoNotEchoSecret(t *testing.T) {
+	_, _, pubFile := testKey(t)
+	const secret = "sk-SENTINEL-0123456789"
+	for _, args := range [][]string{
+		sealArgs(pubFile, "--header", "Authorization: Bearer "+secret),
+		sealArgs(pubFile, "--in", secret),
+		{secret},
+	} {
+		code, _, errOut := runSealctl(t, strings.NewReader(""), args...)
+		if code == 0 || strings.Contains(errOut, secret) {
+			t.Errorf("%q: exit %d, stderr:\n%s", args, code, errOut)
+		}
+	}
+}
+
+// The value is one line of printable text: an invisible character (a
+// byte-order mark left by Notepad, a zero-width space from a copy) is
+// refused, not sealed with the key.
+func TestValueRejectsInvisibleCharacters(t *testing.T) {
+	_, _, pubFile := testKey(t)
+	for name, in := range map[string]string{
+		"BOM":  "\ufeffsk-live-1234567890\n",
+		"ZWSP": "sk-live-1234567890\u200b\n",
+		"ZWJ":  "sk-live-\u200d1234567890\n",
+		"NBSP": "sk-live-\u00a01234567890\n",
+	} {
+		code, out, errOut := runSealctl(t, strings.NewReader(in), sealArgs(pubFile)...)
+		if code == 0 || out != "" || !strings.Contains(errOut, "invisible character") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, out, errOut)
+		}
+	}
+	if code, out, errOut := runSealctl(t, strings.NewReader("pass phrase with spaces é ü\n"), sealArgs(pubFile)...); code != 0 {
+		t.Errorf("a printable value with spaces and accents: exit %d %s%s", code, out, errOut)
+	}
+}

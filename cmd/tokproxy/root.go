@@ -104,11 +104,8 @@ func runGroup(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return cmd.Help()
 	}
-	return &cli.Error{
-		Err:   fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
-		Hints: cli.Suggest(cmd, args[0]),
-		Usage: true,
-	}
+	// cli.Report suggests a command and drops a word that is none.
+	return &cli.Error{Err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), Usage: true}
 }
 
 func (e *env) errorf(format string, args ...any) {

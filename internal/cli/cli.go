@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -80,12 +81,18 @@ func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err err
 	if errors.As(ce.Err, &many) {
 		ls = many.Lines()
 	}
+	hints := ce.Hints
+	if m := unknownCommandRE.FindStringSubmatch(ls[0]); m != nil {
+		// cobra quotes the word; it is echoed only when it looks like a
+		// mistyped command, not like something pasted there (a secret).
+		if s := Suggest(cmd, m[1]); len(s) > 0 {
+			hints = append(hints, s...)
+		} else {
+			ls[0] = "unknown command for " + m[2]
+		}
+	}
 	for _, l := range ls {
 		fmt.Fprintf(w, "%s: error: %s\n", prog, l)
-	}
-	hints := ce.Hints
-	if cmd == cmd.Root() && len(args) > 0 && strings.HasPrefix(err.Error(), "unknown command") {
-		hints = append(hints, Suggest(cmd, args[0])...)
 	}
 	for _, h := range hints {
 		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
@@ -94,6 +101,8 @@ func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err err
 		fmt.Fprintf(w, "%s: hint: run '%s --help'\n", prog, cmd.CommandPath())
 	}
 }
+
+var unknownCommandRE = regexp.MustCompile(`^unknown command "(.*)" for ("[^"]*")$`)
 
 // Root returns a root command wired for the grammar: cobra's own error and
 // usage printing off (Report prints instead), suggestions in hints, flag

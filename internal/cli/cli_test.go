@@ -29,6 +29,8 @@ func TestReportGrammar(t *testing.T) {
 			"prog: error: takes 0 arguments\nprog: hint: run 'prog seal --help'\n"},
 		{"unknown command suggests", root, []string{"sael"}, errors.New(`unknown command "sael" for "prog"`),
 			"prog: error: unknown command \"sael\" for \"prog\"\nprog: hint: did you mean 'prog seal'?\nprog: hint: run 'prog --help'\n"},
+		{"an unknown word like no command is not echoed", root, []string{"sk-live-0123456789abcdef"}, errors.New(`unknown command "sk-live-0123456789abcdef" for "prog"`),
+			"prog: error: unknown command for \"prog\"\nprog: hint: run 'prog --help'\n"},
 	}
 	for _, tt := range tests {
 		out.Reset()
