@@ -55,6 +55,11 @@ type Config struct {
 	// key, the audit log). New refuses to run when a mount would expose
 	// one, with a *VisibleError.
 	Hidden []Hidden
+	// Protected are host files that may show inside but must not be
+	// writable there, nor the directories that hold them (a proxy's live
+	// policy). New refuses to run when a read-write mount would expose
+	// one, with a *VisibleError.
+	Protected []Hidden
 	// TTY gives the command a pseudo-terminal; Stdin must then be a
 	// terminal.
 	TTY bool

@@ -155,6 +155,9 @@ func New(cfg Config) (*Sandbox, error) {
 	if err := checkHidden(cfg.Hidden, l.mounts); err != nil {
 		return nil, err
 	}
+	if err := checkProtected(cfg.Protected, l.mounts); err != nil {
+		return nil, err
+	}
 	home := "/root"
 	if s.uid != 0 {
 		if home, err = l.addHome(s.uid, s.gid); err != nil {

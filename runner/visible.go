@@ -28,11 +28,15 @@ type VisibleError struct {
 	Hidden
 	Inside, Through string // where it would show, and through which mount
 	Links           uint64 // set when refused for its hard links instead
+	Writable        bool   // a Protected file: visible is fine, writable is not
 }
 
 func (e *VisibleError) Error() string {
 	if e.Links > 1 {
 		return fmt.Sprintf("%s %s %v: it has %d hard links, and tokrun cannot tell where the others are", e.What, e.Path, ErrVisible, e.Links)
+	}
+	if e.Writable {
+		return fmt.Sprintf("%s %s would be writable inside the sandbox at %s (through the mount of %s)", e.What, e.Path, e.Inside, e.Through)
 	}
 	return fmt.Sprintf("%s %s %v at %s (through the mount of %s)", e.What, e.Path, ErrVisible, e.Inside, e.Through)
 }
@@ -164,6 +168,28 @@ func checkHidden(hidden []Hidden, mounts []specs.Mount) error {
 		}
 		if inside != "" {
 			return &VisibleError{Hidden: h, Inside: inside, Through: through}
+		}
+	}
+	return nil
+}
+
+// checkProtected returns a *VisibleError for the first of protected that
+// a read-write bind mount would show inside, itself or through a
+// directory above it.
+func checkProtected(protected []Hidden, mounts []specs.Mount) error {
+	for _, p := range protected {
+		if p.Path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.Path); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		inside, through, err := exposure(p.Path, mounts, true)
+		if err != nil {
+			return fmt.Errorf("checking %s: %w", p.Path, err)
+		}
+		if inside != "" {
+			return &VisibleError{Hidden: p, Inside: inside, Through: through, Writable: true}
 		}
 	}
 	return nil

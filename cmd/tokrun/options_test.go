@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,13 +52,14 @@ except urllib.error.URLError as e:
 	}
 }
 
-// tokrun --proxy uses a running tokproxy daemon instead of its own proxy.
-func TestExternalProxy(t *testing.T) {
-	w := newWorld(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "proxy.sock")
-	state := filepath.Join(dir, "state")
-	proxyCmd := exec.Command(tokproxyBin, "serve", "--listen", "unix:"+sock, "--policy", w.policy, "--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", state)
+// startTokproxy starts a tokproxy daemon with policy and key, in dir
+// (relative paths are dir's), and returns its socket and CA certificate.
+func startTokproxy(t *testing.T, w *world, dir, policy, key string) (sock, ca string) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "proxy.sock")
+	state := filepath.Join(t.TempDir(), "state")
+	proxyCmd := exec.Command(tokproxyBin, "serve", "--listen", "unix:"+sock, "--policy", policy, "--key", key, "--upstream-ca", w.caFile, "--state-dir", state)
+	proxyCmd.Dir = dir
 	stderr, _ := proxyCmd.StderrPipe()
 	if err := proxyCmd.Start(); err != nil {
 		t.Fatal(err)
@@ -66,21 +68,56 @@ func TestExternalProxy(t *testing.T) {
 	go io.Copy(io.Discard, stderr)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
+		if _, err := os.Stat(filepath.Join(state, "ca.pem")); err == nil {
+			return sock, filepath.Join(state, "ca.pem")
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("tokproxy did not create its socket")
+			t.Fatal("tokproxy did not start")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", filepath.Join(state, "ca.pem"), "--", "python3", "-c", `
+}
+
+// tokrun --proxy uses a running tokproxy daemon instead of its own proxy.
+func TestExternalProxy(t *testing.T) {
+	w := newWorld(t)
+	sock, ca := startTokproxy(t, w, t.TempDir(), w.policy, w.keyFile)
+	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", ca, "--", "python3", "-c", `
 import json, urllib.request
 with urllib.request.urlopen("`+w.apiURL("/v1/via-daemon")+`", timeout=30) as r:
     print("authorized", json.load(r)["authorized"])
 `)
-	if r.code != 0 || !strings.Contains(r.stdout, "authorized True") {
+	if r.code != 0 || !strings.Contains(r.stdout, "authorized True") || strings.Contains(r.stderr, "warning") {
 		t.Fatalf("through tokproxy: want the credential injected, got\n%s", r)
+	}
+}
+
+// With --proxy, the daemon's files are found from its command line: its
+// key may not show inside, nor its policy be writable there (the daemon
+// reloads it), relative paths included.
+func TestExternalProxyDaemonFilesAreGuarded(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(w.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(w.project, "proxy-policy.yaml"), string(b), 0o644)
+	k, err := os.ReadFile(w.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(w.project, "proxy-key.txt"), string(k), 0o600)
+	for _, tt := range []struct {
+		name, policy, key, want string
+	}{
+		{"policy in the working directory", "proxy-policy.yaml", w.keyFile, "the proxy's policy " + filepath.Join(w.project, "proxy-policy.yaml") + " would be writable inside the sandbox"},
+		{"key in the working directory", w.policy, "proxy-key.txt", "the proxy's private key " + filepath.Join(w.project, "proxy-key.txt") + " would be visible inside the sandbox"},
+	} {
+		sock, ca := startTokproxy(t, w, w.project, tt.policy, tt.key)
+		r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", ca, "--", "/bin/true")
+		if r.code != 125 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%s: want exit 125 and %q, got\n%s", tt.name, tt.want, r)
+		}
 	}
 }
 
@@ -127,5 +164,13 @@ func TestStaleRunsAreCleaned(t *testing.T) {
 	out, _ := exec.Command("pgrep", "-f", "runsc-sandbox.*"+stale).Output()
 	if len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("the stale sandbox still runs: pids %s", out)
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	got := serveFlags([]string{"/usr/bin/tokproxy", "serve", "--policy", "p.yaml", "--key=/k/key.txt", "--listen", "unix:/s", "--audit=-", "--state-dir"})
+	want := map[string]string{"--policy": "p.yaml", "--key": "/k/key.txt", "--audit": "-"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("serveFlags = %v, want %v", got, want)
 	}
 }

@@ -296,6 +296,11 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 			{Path: defaultKeyFile(), What: "the private key", Hint: keyHint},
 			{Path: filepath.Join(filepath.Dir(o.proxyCA), "ca-key.pem"), What: "the proxy's CA key", Hint: "keep tokproxy's state directory outside the working directory and the mounts"},
 		}
+		hidden, protected, ok := daemonFiles(cfg.ProxySocket)
+		cfg.Hidden, cfg.Protected = append(cfg.Hidden, hidden...), protected
+		if !ok {
+			e.warnf("cannot see the tokproxy daemon's command line (another user's process?), so cannot check that its key, policy and state are outside the working directory and the mounts; make sure they are")
+		}
 	} else {
 		emb, err = e.startEmbedded(o, envs, cancel)
 		if err != nil {

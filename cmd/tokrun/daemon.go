@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tokrun/tokrun/runner"
+)
+
+// daemonFiles finds the files of the tokproxy daemon listening on socket,
+// from its command line (through the socket's peer credentials): those
+// that must not show in the sandbox (its key, CA key, state directory,
+// tokens and audit log), and its policy, which may show but must not be
+// writable there: the daemon reloads it as it changes. It reports ok
+// false when the daemon's process cannot be seen (another user's, or
+// another PID namespace's, whose files are then not this host's view
+// anyway).
+func daemonFiles(socket string) (hidden, protected []runner.Hidden, ok bool) {
+	pid, err := peerPID(socket)
+	if err != nil {
+		return nil, nil, false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return nil, nil, false
+	}
+	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd") // another user's: relative paths stay unknown
+	ok = true
+	args := strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
+	flags := serveFlags(args)
+	abs := func(p string) string {
+		switch {
+		case p == "" || p == "-":
+			return ""
+		case filepath.IsAbs(p):
+			return p
+		case cwd == "":
+			ok = false
+			return ""
+		}
+		return filepath.Join(cwd, p)
+	}
+	hint := "keep the tokproxy daemon's files outside the working directory and the mounts"
+	for _, f := range []struct{ flag, what string }{
+		{"--key", "the proxy's private key"},
+		{"--ca-key", "the proxy's CA key"},
+		{"--state-dir", "the proxy's state directory"},
+		{"--token-file", "the proxy's client tokens"},
+		{"--audit", "the proxy's audit log"},
+	} {
+		if p := abs(flags[f.flag]); p != "" {
+			hidden = append(hidden, runner.Hidden{Path: p, What: f.what, Hint: hint})
+		}
+	}
+	if p := abs(flags["--policy"]); p != "" {
+		protected = append(protected, runner.Hidden{Path: p, What: "the proxy's policy", Hint: hint + ": the daemon reloads its policy when it changes"})
+	}
+	return hidden, protected, ok
+}
+
+// serveFlags returns the file flags of a "tokproxy serve" command line,
+// in --flag value or --flag=value form.
+func serveFlags(args []string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		switch name {
+		case "--policy", "--key", "--ca-key", "--ca-cert", "--state-dir", "--token-file", "--audit":
+		default:
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				break
+			}
+			i++
+			value = args[i]
+		}
+		out[name] = value
+	}
+	return out
+}
+
+// peerPID returns the process ID of the process listening on the Unix
+// socket at path.
+func peerPID(path string) (int, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	rc, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, cerr
+	}
+	if cred.Pid <= 0 {
+		return 0, errors.New("no peer process")
+	}
+	return int(cred.Pid), nil
+}
