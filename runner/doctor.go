@@ -34,10 +34,8 @@ func Doctor(stateDir string) []Check {
 	if _, err := os.Stat("/dev/kvm"); err == nil {
 		out = append(out, Check{Name: "kvm", OK: true, Detail: "/dev/kvm exists; tokrun uses systrap regardless"})
 	}
-	if root || InUserns() {
-		st, err := openState(stateDir)
-		out = append(out, Check{Name: "state directory", OK: err == nil, Required: true, Detail: errOr(err, st.dir+" is usable")})
-	}
+	st, err := openState(stateDir)
+	out = append(out, Check{Name: "state directory", OK: err == nil, Required: true, Detail: errOr(err, st.dir+" is usable")})
 	return out
 }
 

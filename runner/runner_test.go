@@ -393,3 +393,25 @@ func TestTrimHistoryKeepsOpenWindows(t *testing.T) {
 		t.Fatalf("the newest window is %s", ws[len(ws)-1].ID)
 	}
 }
+
+// Users other than root get a state directory they can create without
+// XDG_RUNTIME_DIR.
+func TestDefaultStateDir(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tt := range []struct {
+		root bool
+		env  map[string]string
+		want string
+	}{
+		{true, map[string]string{"XDG_RUNTIME_DIR": "/run/user/0", "HOME": "/root"}, "/run/user/0/tokrun"},
+		{true, map[string]string{"HOME": "/root"}, "/run/tokrun"},
+		{false, map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/h"}, "/run/user/1000/tokrun"},
+		{false, map[string]string{"HOME": "/h"}, "/h/.cache/tokrun"},
+		{false, map[string]string{"XDG_RUNTIME_DIR": "rel", "HOME": "/h"}, "/h/.cache/tokrun"},
+		{false, nil, "/run/tokrun"},
+	} {
+		if got := defaultStateDir(tt.root, env(tt.env)); got != tt.want {
+			t.Errorf("defaultStateDir(%v, %v) = %q, want %q", tt.root, tt.env, got, tt.want)
+		}
+	}
+}

@@ -15,10 +15,18 @@ import (
 )
 
 // DefaultStateDir is $XDG_RUNTIME_DIR/tokrun when XDG_RUNTIME_DIR is set,
-// otherwise /run/tokrun.
+// otherwise /run/tokrun for root and ~/.cache/tokrun for other users
+// (rootless runs), who cannot write /run.
 func DefaultStateDir() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
+	return defaultStateDir(realRoot(), os.Getenv)
+}
+
+func defaultStateDir(root bool, getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "tokrun")
+	}
+	if h := getenv("HOME"); !root && filepath.IsAbs(h) {
+		return filepath.Join(h, ".cache", "tokrun")
 	}
 	return "/run/tokrun"
 }
@@ -46,12 +54,11 @@ func (s state) logDir(id string) string { return filepath.Join(s.dir, "logs", id
 // the default, the persistent history of runs.
 func openState(dir string) (state, error) {
 	history := historyPath(dir, realRoot(), os.Getenv)
-	if history != "" {
-		if err := os.MkdirAll(filepath.Dir(history), 0o700); err != nil {
-			return state{}, fmt.Errorf("history of runs: %w", err)
-		}
+	if history != "" && os.MkdirAll(filepath.Dir(history), 0o700) != nil {
+		history = "" // no usable home: the state directory keeps it
 	}
-	if dir == "" {
+	given := dir != ""
+	if !given {
 		dir = DefaultStateDir()
 	}
 	dir, err := filepath.Abs(dir)
@@ -60,6 +67,9 @@ func openState(dir string) (state, error) {
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "runs"), filepath.Join(dir, "logs"), filepath.Join(dir, "runsc")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			if !given {
+				return state{}, fmt.Errorf("state directory: %w (give one with --state-dir, or set XDG_RUNTIME_DIR)", err)
+			}
 			return state{}, fmt.Errorf("state directory: %w", err)
 		}
 	}

@@ -58,7 +58,7 @@ func newDoctorCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state `DIR` to use (default $XDG_RUNTIME_DIR/tokrun or /run/tokrun)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state `DIR` to use (default $XDG_RUNTIME_DIR/tokrun, /run/tokrun for root or ~/.cache/tokrun)")
 	return cmd
 }
 

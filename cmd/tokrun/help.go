@@ -69,6 +69,7 @@ SIGINT or SIGTERM kills the sandbox.
 Messages go to stderr as "tokrun: error: ...", "tokrun: hint: ..." and
 "tokrun: warning: ..."; stdout carries only the command's output. gVisor's
 own logs go to the state directory (--state-dir, default
-$XDG_RUNTIME_DIR/tokrun or /run/tokrun); --debug prints where.
+$XDG_RUNTIME_DIR/tokrun, /run/tokrun for root or ~/.cache/tokrun);
+--debug prints where.
 
 Check what this machine supports with "tokrun doctor".`
