@@ -142,14 +142,18 @@ type hostIndex struct {
 	// wildcardLen[n] is set when a wildcard key is n bytes long, so that
 	// candidates looks up only the suffixes that can be keys.
 	wildcardLen [maxWildcardKey + 1]bool
+	// narrow keeps a wildcard from covering hosts under a public suffix
+	// nested below it (match.WildcardCovers): for allow rules, not deny
+	// rules, which must refuse at least what they say.
+	narrow bool
 }
 
 // maxWildcardKey bounds the length of a wildcard key: "." and a
 // canonical host name.
 const maxWildcardKey = 1 + 253
 
-func newHostIndex(rules []*Rule) hostIndex {
-	ix := hostIndex{exact: map[string][]int{}, wildcard: map[string][]int{}}
+func newHostIndex(rules []*Rule, narrow bool) hostIndex {
+	ix := hostIndex{exact: map[string][]int{}, wildcard: map[string][]int{}, narrow: narrow}
 	for i, r := range rules {
 		if r.host.Wildcard() {
 			k := strings.TrimPrefix(r.Host, "*")
@@ -171,7 +175,7 @@ func (ix *hostIndex) candidates(h string, buf []int) []int {
 	}
 	for i := 1; i < len(h); i++ {
 		if h[i] == '.' && len(h)-i <= maxWildcardKey && ix.wildcardLen[len(h)-i] {
-			if rs := ix.wildcard[h[i:]]; len(rs) > 0 && match.WildcardCovers(h[i+1:], h) {
+			if rs := ix.wildcard[h[i:]]; len(rs) > 0 && (!ix.narrow || match.WildcardCovers(h[i+1:], h)) {
 				out = append(out, rs...)
 			}
 		}
@@ -181,8 +185,8 @@ func (ix *hostIndex) candidates(h string, buf []int) []int {
 }
 
 func (p *Policy) buildIndex() {
-	p.allowIdx = newHostIndex(p.rules)
-	p.denyIdx = newHostIndex(p.deny)
+	p.allowIdx = newHostIndex(p.rules, true)
+	p.denyIdx = newHostIndex(p.deny, false)
 }
 
 // start checks and canonicalises the scheme, port and host of req, the

@@ -304,3 +304,30 @@ func TestWildcardRuleStopsAtNestedPublicSuffix(t *testing.T) {
 		}
 	}
 }
+
+// A deny rule's wildcard is not narrowed: it refuses at least what it
+// says, hosts under nested public suffixes included, in learn mode too.
+func TestDenyWildcardCoversNestedPublicSuffix(t *testing.T) {
+	const doc = `version: 1
+rules:
+  - name: api
+    host: abc.execute-api.us-east-1.amazonaws.com
+deny:
+  - name: no-aws
+    host: "*.amazonaws.com"
+`
+	for _, learn := range []bool{false, true} {
+		p, err := Parse("p.yaml", []byte(doc), Options{Learn: learn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{"abc.execute-api.us-east-1.amazonaws.com", "attacker.execute-api.us-east-1.amazonaws.com", "x.s3.amazonaws.com"} {
+			if d := p.Decide(Request{Scheme: "https", Host: h, Port: 443, Method: "GET", Path: "/"}); d.Allow || d.Rule != "no-aws" {
+				t.Errorf("learn=%v: %s: allow=%v rule %s (%s); want denied by no-aws", learn, h, d.Allow, d.Rule, d.Reason)
+			}
+		}
+		if d := p.DecideHost(Request{Scheme: "https", Host: "x.s3.amazonaws.com", Port: 443}); d.Allow {
+			t.Errorf("learn=%v: DecideHost allowed x.s3.amazonaws.com", learn)
+		}
+	}
+}
