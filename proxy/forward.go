@@ -200,7 +200,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols && !upgrade {
 		resp.Body.Close()
-		return s.fail(r, rec, ReasonUpstreamError, "the upstream switched protocols without being asked", in.n.Load(), start)
+		return s.failLate(r, rec, late, ReasonUpstreamError, "the upstream switched protocols without being asked", in.n.Load(), start)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
@@ -251,7 +251,7 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 	if len(injected) > 0 {
 		if err := decodeForScrubbing(rec.Method, resp); err != nil {
 			resp.Body.Close()
-			return s.fail(r, rec, ReasonUnscannable, err.Error(), in.n.Load(), start)
+			return s.failLate(r, rec, late, ReasonUnscannable, err.Error(), in.n.Load(), start)
 		}
 		if readsWhole(rec.Method, resp, eventStream) {
 			// Nothing has been sent to the client yet: a body the
@@ -259,14 +259,14 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 			body, err := readWhole(resp)
 			if err != nil {
 				reason, why := classifyUpstreamError(err, rec.Host, rec.Port)
-				return s.fail(r, rec, reason, why, in.n.Load(), start)
+				return s.failLate(r, rec, late, reason, why, in.n.Load(), start)
 			}
 			resp.Body = body
 		}
 		var err error
 		if ab.scrubs, err = ix.scrubResponse(resp, injected); err != nil {
 			resp.Body.Close()
-			return s.fail(r, rec, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
+			return s.failLate(r, rec, late, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
 		}
 	}
 	s.count(true, rec.Rule, policy.Reason(rec.Reason))
@@ -365,18 +365,47 @@ func (s *Server) trippedLate(hook *cancelHook, late *lateTrip, hit *tripwireErro
 	}
 }
 
+// take marks the request's record as written now, and returns the
+// tripwire that fired late, if one did (l may be nil).
+func (l *lateTrip) take() *tripwireError {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reported = true
+	return l.hit
+}
+
+// failLate is fail for a request whose body is still scanned (late): a
+// tripwire that fired late, before anything went to the client, is the
+// answer instead (trippedLate counted and reported it already).
+func (s *Server) failLate(r *http.Request, rec Record, late *lateTrip, reason policy.Reason, why string, bytesIn int64, start time.Time) *http.Response {
+	if hit := late.take(); hit != nil {
+		rec.Secrets = nil
+		return s.refuseTripped(r, rec, hit, start)
+	}
+	return s.fail(r, rec, reason, why, bytesIn, start)
+}
+
 // tripped refuses a request that carried a placeholder to a foreign host.
 func (s *Server) tripped(r *http.Request, rec Record, trip *tripwireError, start time.Time) *http.Response {
-	resp := denial(r, ReasonTripwire, rec.Rule, trip.Error())
-	s.count(false, rec.Rule, ReasonTripwire)
 	if m := s.cfg.Metrics; m != nil {
 		m.Tripwires.WithLabelValues(trip.secret).Inc()
 	}
-	rec.Decision, rec.Reason, rec.Status, rec.Tripwire = "deny", string(ReasonTripwire), resp.StatusCode, trip.secret
-	s.audit(rec, start)
+	resp := s.refuseTripped(r, rec, trip, start)
 	if s.cfg.OnTripwire != nil {
 		s.cfg.OnTripwire(TripwireEvent{Secret: trip.secret, Where: trip.where, Host: rec.Host, Client: rec.Client})
 	}
+	return resp
+}
+
+// refuseTripped answers and audits a tripwire's refusal.
+func (s *Server) refuseTripped(r *http.Request, rec Record, trip *tripwireError, start time.Time) *http.Response {
+	resp := denial(r, ReasonTripwire, rec.Rule, trip.Error())
+	s.count(false, rec.Rule, ReasonTripwire)
+	rec.Decision, rec.Reason, rec.Status, rec.Tripwire = "deny", string(ReasonTripwire), resp.StatusCode, trip.secret
+	s.audit(rec, start)
 	return resp
 }
 
@@ -606,15 +635,9 @@ func (b *auditedBody) finish() { b.once.Do(b.report) }
 func (b *auditedBody) report() {
 	rec := &b.rec
 	rec.BytesIn, rec.BytesOut = b.in.n.Load(), b.n
-	if b.late != nil {
-		b.late.mu.Lock()
-		hit := b.late.hit
-		b.late.reported = true
-		b.late.mu.Unlock()
-		if hit != nil {
-			rec.Tripwire = hit.secret
-			rec.Error = "cut off: " + hit.Error()
-		}
+	if hit := b.late.take(); hit != nil {
+		rec.Tripwire = hit.secret
+		rec.Error = "cut off: " + hit.Error()
 	}
 	for i, name := range b.scrubs.names {
 		c := b.scrubs.of(i)

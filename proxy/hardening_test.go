@@ -13,12 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http/httptest"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/sealing"
 )
 
 // Regression tests for findings of a security review: each was a way for
@@ -616,5 +620,69 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Equal(seen, []string{"GET", "POST"}) {
 		t.Errorf("the upstream saw overrides %q, want only the allowed ones", seen)
+	}
+}
+
+// A late tripwire that fires while a response to a request with a secret
+// is read whole (nothing sent to the client yet) is the answer: 403
+// tripwire, and the request's record names it.
+func TestLateTripwireDuringWholeReadIsTheAnswer(t *testing.T) {
+	keys := testKeys(t)
+	other, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+		Name: "other", Hosts: []string{"other.example.com"}, Header: "Authorization", Format: "Bearer {}",
+	}, "sk-other-0123456789abcdef", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const otherPH = "tokrun-ph-other-0123456789"
+	got := make(chan string, 1)
+	var events atomic.Int32
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
+		w.Header().Set("Content-Length", "8")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+		io.WriteString(w, "finished")
+	}), func(h *harness, c *Config) {
+		doc := fmt.Sprintf("version: 1\nsecrets:\n  api:\n    sealed: %s\n  other:\n    sealed: %s\n    placeholders: [%s]\nrules:\n  - name: api\n    host: api.example.com\n    inject: [api]\n  - name: other\n    host: other.example.com\n    inject: [other]\n", h.sealed, other, otherPH)
+		pol, err := policy.Parse("t.yaml", []byte(doc), policy.Options{Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Policy = func() *policy.Policy { return pol }
+		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
+	})
+	tc := h.tunnel(t, "api.example.com")
+	defer tc.Close()
+	filler := strings.Repeat("x", peekBody+1024)
+	rest := otherPH + strings.Repeat("y", 100)
+	fmt.Fprintf(tc, "POST /v1/up HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\n%s", len(filler)+len(rest), filler)
+	time.Sleep(300 * time.Millisecond) // the upstream's headers reach the proxy first (were they later, the tripwire would fire early: also a 403)
+	io.WriteString(tc, rest)
+	tc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("X-Tokrun-Reason") != "tripwire" {
+		t.Errorf("client got %d %s, want 403 tripwire", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
+	}
+	select {
+	case b := <-got:
+		if strings.Contains(b, otherPH) {
+			t.Fatal("the placeholder reached the upstream")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream never finished reading")
+	}
+	rec := h.waitAudit(t, `"path":"/v1/up"`)
+	if !strings.Contains(rec, `"tripwire":"other"`) || !strings.Contains(rec, `"reason":"tripwire"`) {
+		t.Errorf("audit record %s", rec)
+	}
+	if events.Load() != 1 || testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("other")) != 1 {
+		t.Errorf("tripwire events %d, metric %v: want each once", events.Load(), testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("other")))
 	}
 }
