@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -53,6 +55,12 @@ type historyRecord struct {
 	Places []string  `json:"places,omitempty"` // writable host directories, on start
 	Start  time.Time `json:"start,omitzero"`
 	End    time.Time `json:"end,omitzero"`
+	// On start, who runs it: the boot, and tokrun's process (its ID and
+	// start time, in clock ticks since boot), so that a run whose end was
+	// never recorded (a reboot, a kill) is known to be over.
+	Boot     string `json:"boot,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	PIDStart uint64 `json:"pid_start,omitempty"`
 }
 
 // Window is a span of time in which a run's command could write to Places.
@@ -60,6 +68,78 @@ type Window struct {
 	ID         string
 	Places     []string
 	Start, End time.Time
+
+	boot          string
+	pid           int
+	pidStart      uint64
+	foundFinished bool // its end was not recorded: windows found the run over
+}
+
+// startRecord is the history's record of a run starting now.
+func startRecord(id string, places []string) historyRecord {
+	r := historyRecord{ID: id, Places: places, Start: time.Now(), Boot: bootID(), PID: os.Getpid()}
+	r.PIDStart, _ = processStart(r.PID)
+	return r
+}
+
+// bootID identifies this boot of the machine ("" if unknown).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// bootTime is when this boot began.
+func bootTime() (time.Time, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return time.Unix(n, 0), nil
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat: no btime")
+}
+
+// processStart returns the start time of process pid, in clock ticks
+// since boot (field 22 of /proc/PID/stat).
+func processStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')') // the command name may hold spaces and parentheses
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// finished reports when an open window's run was over, if it is known to
+// be: it ran in an earlier boot (over by this boot's start), or its
+// tokrun process is gone (over by now, when that is found).
+func (w *Window) finished(boot string, bootStart, now time.Time) (time.Time, bool) {
+	if w.boot != "" && boot != "" && w.boot != boot && !bootStart.IsZero() {
+		return bootStart, true
+	}
+	if w.pid > 0 && (w.boot == "" || w.boot == boot) {
+		if start, err := processStart(w.pid); err != nil || start != w.pidStart {
+			return now, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func (st state) appendHistory(r historyRecord) {
@@ -134,12 +214,15 @@ func (st state) windows(now time.Time) ([]Window, error) {
 		}
 		if !r.Start.IsZero() {
 			w.Start, w.Places = r.Start, r.Places
+			w.boot, w.pid, w.pidStart = r.Boot, r.PID, r.PIDStart
 		}
 		if !r.End.IsZero() {
 			w.End = r.End
 		}
 	}
 	var out []Window
+	boot := bootID()
+	bootStart, _ := bootTime()
 	for _, id := range order {
 		w := byID[id]
 		if w.Start.IsZero() {
@@ -147,10 +230,24 @@ func (st state) windows(now time.Time) ([]Window, error) {
 		}
 		if w.End.IsZero() {
 			w.End = now
+			if end, ok := w.finished(boot, bootStart, now); ok {
+				w.End, w.foundFinished = end, true
+			}
 		}
 		out = append(out, *w)
 	}
 	return out, sc.Err()
+}
+
+// closeFinished records the end of the windows that windows found over
+// without one, so that the end stays put: a policy saved again after it
+// is then trusted.
+func (st state) closeFinished(ws []Window) {
+	for _, w := range ws {
+		if w.foundFinished {
+			st.appendHistory(historyRecord{ID: w.ID, End: w.End})
+		}
+	}
 }
 
 // Change is an entry on the way to a file that changed during a run.
@@ -182,10 +279,12 @@ func ChangedDuringRun(stateDir, path string) (*Change, error) {
 	}
 	var ws []Window
 	for _, f := range append(files, filepath.Join(abs, historyFile)) {
-		w, err := state{history: f}.windows(time.Now())
+		st := state{history: f}
+		w, err := st.windows(time.Now())
 		if err != nil {
 			return nil, err
 		}
+		st.closeFinished(w)
 		ws = append(ws, w...)
 	}
 	if len(ws) == 0 {

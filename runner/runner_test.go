@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -413,5 +414,63 @@ func TestDefaultStateDir(t *testing.T) {
 		if got := defaultStateDir(tt.root, env(tt.env)); got != tt.want {
 			t.Errorf("defaultStateDir(%v, %v) = %q, want %q", tt.root, tt.env, got, tt.want)
 		}
+	}
+}
+
+// A run whose end was never recorded is over when its boot or its tokrun
+// process is: its window then closes, once and for all, and a policy
+// saved again after that is trusted. A live run's window stays open.
+func TestWindowOfAFinishedRunCloses(t *testing.T) {
+	stateDir, project := t.TempDir(), t.TempDir()
+	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
+	pol := filepath.Join(project, "tokrun.yaml")
+	os.WriteFile(pol, []byte("version: 1\n"), 0o644)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Now().Add(-time.Hour)
+	bootStart, err := bootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.appendHistory(historyRecord{ID: "earlier-boot", Places: []string{project}, Start: bootStart.Add(-time.Hour), Boot: "00000000-0000-0000-0000-000000000000", PID: os.Getpid()})
+	st.appendHistory(historyRecord{ID: "killed", Places: []string{project}, Start: hour, Boot: bootID(), PID: dead.Process.Pid, PIDStart: 1})
+	live := startRecord("live", []string{t.TempDir()})
+	st.appendHistory(live)
+
+	// The killed run's end is found now: the file, written before, may be
+	// its plant.
+	c, err := ChangedDuringRun(stateDir, pol)
+	if err != nil || c == nil || c.ID != "killed" {
+		t.Fatalf("a file changed before a killed run was found over: %+v, %v", c, err)
+	}
+	ws, err := st.windows(time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		switch w.ID {
+		case "earlier-boot":
+			if !w.End.Equal(bootStart) {
+				t.Errorf("a run of an earlier boot ends at %v, want this boot's start %v", w.End, bootStart)
+			}
+		case "killed":
+			if w.End.After(time.Now()) || w.foundFinished {
+				t.Errorf("the killed run's end was not recorded: %+v", w)
+			}
+		case "live":
+			if w.End.Before(time.Now().Add(59 * time.Minute)) {
+				t.Errorf("a live run's window closed: %+v", w)
+			}
+		}
+	}
+	// Saved again, it is trusted.
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Chmod(pol, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ChangedDuringRun(stateDir, pol); err != nil || c != nil {
+		t.Fatalf("a policy saved again after the runs ended: %+v, %v", c, err)
 	}
 }

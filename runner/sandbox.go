@@ -110,6 +110,16 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 		return nil, &VisibleError{Hidden: Hidden{Path: stateDir, What: "the state directory", Hint: "give --state-dir a directory outside the working directory and the mounts"}, Inside: inside, Through: through}
 	}
+	// The history of runs must not be writable inside either: the command
+	// could erase its own run from it before planting a policy.
+	if h := historyPath(cfg.StateDir, realRoot(), os.Getenv); h != "" {
+		if inside, through, err := exposure(existingAncestor(filepath.Dir(h)), userMounts, true); err != nil || inside != "" {
+			if err != nil {
+				return nil, err
+			}
+			return nil, &VisibleError{Hidden: Hidden{Path: filepath.Dir(h), What: "the history of runs", Hint: "run tokrun from a directory, and with mounts, that do not hold it"}, Inside: inside, Through: through, Writable: true}
+		}
+	}
 	if inside, _, err := exposure(exe, userMounts, true); err != nil || inside != "" {
 		if err != nil {
 			return nil, err
@@ -317,7 +327,7 @@ func (s *Sandbox) recordStart() {
 		}
 	}
 	s.started = true
-	s.st.appendHistory(historyRecord{ID: s.id, Places: places, Start: time.Now()})
+	s.st.appendHistory(startRecord(s.id, places))
 }
 
 // recordEnd closes the window once the command can no longer write.

@@ -162,6 +162,19 @@ func TestFailedStartLeavesNoAuditFile(t *testing.T) {
 	}
 }
 
+// The persistent history of runs (used without --state-dir) may not be
+// writable inside: the command could erase its own run from it.
+func TestRefusesWritableHistory(t *testing.T) {
+	w := newWorld(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the history's place differs for other users; root's is /var/lib/tokrun")
+	}
+	r := w.runRaw("", "--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile, "--mount", "/var/lib:/mnt/lib", "--", "/bin/true")
+	if r.code != 125 || !strings.Contains(r.stderr, "the history of runs /var/lib/tokrun would be writable inside the sandbox") {
+		t.Fatalf("want exit 125 and a refusal, got\n%s", r)
+	}
+}
+
 // The command holds its standard streams and nothing else of init's.
 func TestCommandInheritsOnlyStdio(t *testing.T) {
 	w := newWorld(t)
