@@ -446,62 +446,67 @@ tokproxy: error: --admin %[3]s: address already in use
 }
 
 // The audit log follows its path: rotated (moved away, then SIGHUP, as
-// logrotate does) or removed (noticed at the next policy check), the file
-// is opened again, and no record goes on into a file nobody reads.
+// logrotate does; with no watching, so that the signal alone does it) or
+// removed (noticed at the next policy check), the file is opened again,
+// and no record goes on into a file nobody reads.
 func TestServeReopensAuditLog(t *testing.T) {
-	f := newE2EFiles(t)
-	sock := filepath.Join(f.dir, "proxy.sock")
-	d := startDaemon(t, f,
-		"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
-		"--audit", f.audit, "--watch-interval", "50ms")
-	c := d.client(sock, "", nil)
-	recorded := func(path string) func() bool {
-		return func() bool {
-			b, _ := os.ReadFile(f.audit)
-			return strings.Contains(string(b), `"path":"`+path+`"`)
+	for _, watch := range []string{"0", "50ms"} {
+		f := newE2EFiles(t)
+		sock := filepath.Join(f.dir, "proxy.sock")
+		d := startDaemon(t, f,
+			"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
+			"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
+			"--audit", f.audit, "--watch-interval", watch)
+		c := d.client(sock, "", nil)
+		recorded := func(path string) func() bool {
+			return func() bool {
+				b, _ := os.ReadFile(f.audit)
+				return strings.Contains(string(b), `"path":"`+path+`"`)
+			}
 		}
-	}
-	if st, _, _ := get(t, c, f.up.url("/before")); st != http.StatusOK {
-		t.Fatalf("before: %d", st)
-	}
-	waitFor(t, "the first record", recorded("/before"))
+		if st, _, _ := get(t, c, f.up.url("/before")); st != http.StatusOK {
+			t.Fatalf("before: %d", st)
+		}
+		waitFor(t, "the first record", recorded("/before"))
 
-	// Rotated: moved away, then SIGHUP.
-	if err := os.Rename(f.audit, f.audit+".1"); err != nil {
-		t.Fatal(err)
-	}
-	d.signal(syscall.SIGHUP)
-	waitFor(t, "the audit log reopened", func() bool { _, err := os.Stat(f.audit); return err == nil })
-	if st, _, _ := get(t, c, f.up.url("/rotated")); st != http.StatusOK {
-		t.Fatalf("after rotation: %d", st)
-	}
-	waitFor(t, "a record in the new file", recorded("/rotated"))
-	if fi, err := os.Stat(f.audit); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("the new audit file: %v, %v", fi, err)
-	}
-	old, _ := os.ReadFile(f.audit + ".1")
-	if !strings.Contains(string(old), `"path":"/before"`) || strings.Contains(string(old), `"path":"/rotated"`) {
-		t.Fatalf("the rotated file:\n%s", old)
-	}
-
-	// Removed: noticed at the next check, without a signal.
-	if err := os.Remove(f.audit); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the audit log recreated", func() bool { _, err := os.Stat(f.audit); return err == nil })
-	if st, _, _ := get(t, c, f.up.url("/removed")); st != http.StatusOK {
-		t.Fatalf("after removal: %d", st)
-	}
-	waitFor(t, "a record in the recreated file", recorded("/removed"))
-	if v := d.metric("tokrun_audit_write_errors_total"); v != 0 {
-		t.Errorf("audit write errors %v", v)
-	}
-	d.signal(syscall.SIGTERM)
-	if code := d.exitCode(); code != exitOK {
-		t.Fatalf("exit %d", code)
-	}
-	if !strings.Contains(d.stderr.String(), `msg="audit log reopened`) {
-		t.Errorf("no log line for the reopening:\n%s", d.stderr.String())
+		if watch == "0" {
+			// Rotated: moved away, then SIGHUP.
+			if err := os.Rename(f.audit, f.audit+".1"); err != nil {
+				t.Fatal(err)
+			}
+			d.signal(syscall.SIGHUP)
+			waitFor(t, "the audit log reopened", func() bool { _, err := os.Stat(f.audit); return err == nil })
+			if st, _, _ := get(t, c, f.up.url("/rotated")); st != http.StatusOK {
+				t.Fatalf("after rotation: %d", st)
+			}
+			waitFor(t, "a record in the new file", recorded("/rotated"))
+			if fi, err := os.Stat(f.audit); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("the new audit file: %v, %v", fi, err)
+			}
+			old, _ := os.ReadFile(f.audit + ".1")
+			if !strings.Contains(string(old), `"path":"/before"`) || strings.Contains(string(old), `"path":"/rotated"`) {
+				t.Fatalf("the rotated file:\n%s", old)
+			}
+		} else {
+			// Removed: noticed at the next check, without a signal.
+			if err := os.Remove(f.audit); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the audit log recreated", func() bool { _, err := os.Stat(f.audit); return err == nil })
+			if st, _, _ := get(t, c, f.up.url("/removed")); st != http.StatusOK {
+				t.Fatalf("after removal: %d", st)
+			}
+			waitFor(t, "a record in the recreated file", recorded("/removed"))
+		}
+		if v := d.metric("tokrun_audit_write_errors_total"); v != 0 {
+			t.Errorf("audit write errors %v", v)
+		}
+		d.signal(syscall.SIGTERM)
+		if code := d.exitCode(); code != exitOK {
+			t.Fatalf("exit %d", code)
+		}
+		if !strings.Contains(d.stderr.String(), `msg="audit log reopened`) {
+			t.Errorf("no log line for the reopening:\n%s", d.stderr.String())
+		}
 	}
 }
