@@ -199,8 +199,12 @@ func refLoosePath(p string) string {
 		if j := strings.IndexByte(seg, ';'); j >= 0 {
 			seg = seg[:j]
 		}
-		if seg != "." && seg != ".." {
-			seg = strings.TrimRight(seg, ".")
+		for seg != "." && seg != ".." {
+			t := strings.TrimSuffix(strings.TrimRight(seg, "."), "%20")
+			if t == seg {
+				break
+			}
+			seg = t
 		}
 		segs[i] = refLowerKeepEscapes(seg)
 	}

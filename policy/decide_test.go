@@ -331,3 +331,20 @@ deny:
 		}
 	}
 }
+
+// IIS ignores the spaces that end a segment as it ignores dots: deny
+// rules refuse those spellings too.
+func TestDenyMatchesTrailingSpaces(t *testing.T) {
+	p, err := Parse("p.yaml", []byte("version: 1\nrules:\n  - {name: all, host: api.example.com}\ndeny:\n  - {name: no-admin, host: api.example.com, paths: [\"/v1/admin\"]}\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/admin%20", "/v1/admin.%20", "/v1/admin%20.", "/v1/ADMIN%20%20/"} {
+		if d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: path}); d.Allow || d.Rule != "no-admin" {
+			t.Errorf("%s: allow=%v rule %q", path, d.Allow, d.Rule)
+		}
+	}
+	if d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: "/v1/admin%20x"}); !d.Allow {
+		t.Errorf("/v1/admin%%20x denied by %s", d.Rule)
+	}
+}

@@ -41,7 +41,7 @@ type Rule struct {
 
 // loosePath folds the spellings that some servers treat as the same path:
 // case (Express, ASP.NET), ";" parameters (Tomcat, Jetty) and trailing
-// dots (IIS) in each segment, and a trailing slash (Express, Spring,
+// dots and spaces (IIS) in each segment, and a trailing slash (Express, Spring,
 // Rails, ASP.NET route "/x/" to "/x"). Deny rules match it too, so
 // "/v1/ADMIN", "/v1/admin;x=y", "/v1/admin." and "/v1/admin/" cannot slip
 // past a deny of "/v1/admin".
@@ -55,7 +55,7 @@ func loosePath(p string) string {
 			seg = seg[:j]
 		}
 		if seg != "." && seg != ".." {
-			seg = strings.TrimRight(seg, ".")
+			seg = trimDotsAndSpaces(seg)
 		}
 		segs[i] = lowerKeepEscapes(seg)
 	}
@@ -66,19 +66,35 @@ func loosePath(p string) string {
 	return out
 }
 
+// trimDotsAndSpaces removes the dots and spaces (%20) that end a
+// segment: IIS ignores both.
+func trimDotsAndSpaces(seg string) string {
+	for seg != "." && seg != ".." {
+		t := strings.TrimSuffix(strings.TrimRight(seg, "."), "%20")
+		if t == seg {
+			break
+		}
+		seg = t
+	}
+	return seg
+}
+
 // isLoose reports whether loosePath would return p unchanged because it
 // has nothing to fold: no upper-case letter (escapes included), no ";", no
-// segment ending in "." and no trailing slash. TestLoosePathMatchesReference
-// checks it.
+// segment ending in "." or "%20" and no trailing slash.
+// TestLoosePathMatchesReference checks it.
 func isLoose(p string) bool {
 	if len(p) > 1 && p[len(p)-1] == '/' {
 		return false
 	}
 	for i := 0; i < len(p); i++ {
+		end := i+1 == len(p) || p[i+1] == '/'
 		switch c := p[i]; {
 		case c >= 'A' && c <= 'Z', c == ';':
 			return false
-		case c == '.' && (i+1 == len(p) || p[i+1] == '/'):
+		case c == '.' && end:
+			return false
+		case c == '0' && end && i >= 2 && p[i-2:i] == "%2":
 			return false
 		}
 	}
