@@ -23,11 +23,15 @@ rules:
   - {name: any, host: any.example.net}
   - {name: v4, host: 127.0.0.1, scheme: http, port: 8080, unsafe_allow_private_network: true}
   - {name: v6, host: "[::1]", scheme: http, port: 9000, methods: [GET]}
+  - {name: cloud, host: "*.amazonaws.com"}
+  - {name: gateway, host: abc.execute-api.us-east-1.amazonaws.com}
+  - {name: lambda, host: abc.lambda-url.us-east-1.on.aws}
 deny:
   - {name: no-admin, host: api.example.com, paths: ["/v1/Admin/**", "/v1/files./*", "/v1/x;y/**"]}
   - {name: no-delete, host: "*.tenant.example.org", methods: [DELETE]}
   - {name: no-host, host: blocked.tenant.example.org}
   - {name: no-plain, host: "*.example.net", scheme: http, port: 80}
+  - {name: no-lambda, host: "*.on.aws"}
 `
 
 // equivPolicies returns policies to compare Decide and DecideHost on, by
@@ -72,6 +76,8 @@ var (
 		"evilapi.example.com", "127.0.0.1", "[::1]", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "127.1",
 		"2130706433", "", ".", "bücher.example", "xn--bcher-kva.example", "a..b", "host:443", "[::1",
 		"fe80::1%eth0", "1.2.3.4", "_acme.example.com", "-bad.example", "sp ace.example", "ab--cd.example",
+		"sts.amazonaws.com", "abc.execute-api.us-east-1.amazonaws.com", "x.execute-api.us-east-1.amazonaws.com",
+		"bucket.s3.amazonaws.com", "a.bucket.s3.amazonaws.com", "abc.lambda-url.us-east-1.on.aws", "x.lambda-url.us-east-1.on.aws",
 	}
 	// equivPathParts are joined by "/" into paths that probe every case of
 	// normalisation: dot-segments spelled raw and encoded, encoded and

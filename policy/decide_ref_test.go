@@ -61,7 +61,7 @@ func (p *Policy) refDecide(req Request) Decision {
 
 	loose := refLoosePath(path)
 	for _, r := range p.deny {
-		if r.host.Match(host) && r.refDenies(&c, loose) {
+		if refDenyHost(r, host) && r.refDenies(&c, loose) {
 			d.Rule = r.Name
 			return d.refDeny(DeniedByRule, "%s %s is refused by deny rule %s", method, refTarget(&c), r.Name)
 		}
@@ -117,7 +117,7 @@ func (p *Policy) refDecideHost(req Request) Decision {
 	host := d.Host
 	c := canonical{scheme: req.Scheme, host: host, port: d.Port}
 	for _, r := range p.deny {
-		if r.host.Match(host) && len(r.Methods) == 0 && len(r.paths) == 0 && r.refCheck(&c) == stageMatched {
+		if refDenyHost(r, host) && len(r.Methods) == 0 && len(r.paths) == 0 && r.refCheck(&c) == stageMatched {
 			d.Rule = r.Name
 			return d.refDeny(DeniedByRule, "%s is refused by deny rule %s", refTarget(&c), r.Name)
 		}
@@ -255,4 +255,13 @@ func (r *Rule) refCheck(req *canonical) stage {
 		return stagePath
 	}
 	return stageMatched
+}
+
+// refDenyHost matches a deny rule's host: its wildcard is not narrowed at
+// nested public suffixes, as an allow rule's is.
+func refDenyHost(r *Rule, h string) bool {
+	if suf, ok := strings.CutPrefix(r.host.String(), "*"); ok {
+		return len(h) > len(suf) && strings.HasSuffix(h, suf)
+	}
+	return r.host.Match(h)
 }

@@ -58,7 +58,9 @@ type historyRecord struct {
 	// On start, who runs it: the boot, and tokrun's process (its ID and
 	// start time, in clock ticks since boot), so that a run whose end was
 	// never recorded (a reboot, a kill) is known to be over.
+	Machine  string `json:"machine,omitempty"`
 	Boot     string `json:"boot,omitempty"`
+	PIDNS    string `json:"pidns,omitempty"`
 	PID      int    `json:"pid,omitempty"`
 	PIDStart uint64 `json:"pid_start,omitempty"`
 }
@@ -69,17 +71,34 @@ type Window struct {
 	Places     []string
 	Start, End time.Time
 
-	boot          string
-	pid           int
-	pidStart      uint64
-	foundFinished bool // its end was not recorded: windows found the run over
+	machine, boot, pidns string
+	pid                  int
+	pidStart             uint64
+	foundFinished        bool // its end was not recorded: windows found the run over
 }
 
 // startRecord is the history's record of a run starting now.
 func startRecord(id string, places []string) historyRecord {
-	r := historyRecord{ID: id, Places: places, Start: time.Now(), Boot: bootID(), PID: os.Getpid()}
+	r := historyRecord{ID: id, Places: places, Start: time.Now(), Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: os.Getpid()}
 	r.PIDStart, _ = processStart(r.PID)
 	return r
+}
+
+// machineID identifies this machine ("" if unknown): a history in a home
+// directory may be shared with others (NFS).
+func machineID() string {
+	b, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// pidNS identifies this process's PID namespace ("" if unknown): a PID
+// means a process only there.
+func pidNS() string {
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	return ns
 }
 
 // bootID identifies this boot of the machine ("" if unknown).
@@ -130,16 +149,39 @@ func processStart(pid int) (uint64, error) {
 // finished reports when an open window's run was over, if it is known to
 // be: it ran in an earlier boot (over by this boot's start), or its
 // tokrun process is gone (over by now, when that is found).
-func (w *Window) finished(boot string, bootStart, now time.Time) (time.Time, bool) {
-	if w.boot != "" && boot != "" && w.boot != boot && !bootStart.IsZero() {
-		return bootStart, true
+//
+// Both are judged only for a run of this machine (another's boot and
+// processes are not known here), and the process only in this boot and
+// PID namespace.
+func (w *Window) finished(here host, now time.Time) (time.Time, bool) {
+	if w.machine == "" || w.machine != here.machine || w.boot == "" || here.boot == "" {
+		return time.Time{}, false
 	}
-	if w.pid > 0 && (w.boot == "" || w.boot == boot) {
+	if w.boot != here.boot {
+		if !here.bootStart.IsZero() && w.Start.Before(here.bootStart) {
+			return here.bootStart, true
+		}
+		return time.Time{}, false
+	}
+	if w.pid > 0 && w.pidns != "" && w.pidns == here.pidns {
 		if start, err := processStart(w.pid); err != nil || start != w.pidStart {
 			return now, true
 		}
 	}
 	return time.Time{}, false
+}
+
+// host is what finished compares a run with: this machine, boot and PID
+// namespace.
+type host struct {
+	machine, boot, pidns string
+	bootStart            time.Time
+}
+
+func thisHost() host {
+	h := host{machine: machineID(), boot: bootID(), pidns: pidNS()}
+	h.bootStart, _ = bootTime()
+	return h
 }
 
 func (st state) appendHistory(r historyRecord) {
@@ -214,15 +256,14 @@ func (st state) windows(now time.Time) ([]Window, error) {
 		}
 		if !r.Start.IsZero() {
 			w.Start, w.Places = r.Start, r.Places
-			w.boot, w.pid, w.pidStart = r.Boot, r.PID, r.PIDStart
+			w.machine, w.boot, w.pidns, w.pid, w.pidStart = r.Machine, r.Boot, r.PIDNS, r.PID, r.PIDStart
 		}
-		if !r.End.IsZero() {
+		if r.End.After(w.End) { // the latest: a reader that found the run over may write after the run's own end
 			w.End = r.End
 		}
 	}
 	var out []Window
-	boot := bootID()
-	bootStart, _ := bootTime()
+	here := thisHost()
 	for _, id := range order {
 		w := byID[id]
 		if w.Start.IsZero() {
@@ -230,7 +271,7 @@ func (st state) windows(now time.Time) ([]Window, error) {
 		}
 		if w.End.IsZero() {
 			w.End = now
-			if end, ok := w.finished(boot, bootStart, now); ok {
+			if end, ok := w.finished(here, now); ok {
 				w.End, w.foundFinished = end, true
 			}
 		}

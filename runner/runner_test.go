@@ -237,6 +237,7 @@ func TestPrivateUnder(t *testing.T) {
 }
 
 func TestChangedDuringRun(t *testing.T) {
+	isolateHistory(t)
 	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
 	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
 	now := time.Now()
@@ -317,6 +318,7 @@ func TestUnescapeMountinfo(t *testing.T) {
 // symlink, are caught; a file the run only created elsewhere in the
 // working directory is not.
 func TestChangedDuringRunOnTheWay(t *testing.T) {
+	isolateHistory(t)
 	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
 	for _, d := range []string{"conf", "examples"} {
 		os.Mkdir(filepath.Join(project, d), 0o755)
@@ -421,6 +423,7 @@ func TestDefaultStateDir(t *testing.T) {
 // process is: its window then closes, once and for all, and a policy
 // saved again after that is trusted. A live run's window stays open.
 func TestWindowOfAFinishedRunCloses(t *testing.T) {
+	isolateHistory(t)
 	stateDir, project := t.TempDir(), t.TempDir()
 	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
 	pol := filepath.Join(project, "tokrun.yaml")
@@ -434,8 +437,8 @@ func TestWindowOfAFinishedRunCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.appendHistory(historyRecord{ID: "earlier-boot", Places: []string{project}, Start: bootStart.Add(-time.Hour), Boot: "00000000-0000-0000-0000-000000000000", PID: os.Getpid()})
-	st.appendHistory(historyRecord{ID: "killed", Places: []string{project}, Start: hour, Boot: bootID(), PID: dead.Process.Pid, PIDStart: 1})
+	st.appendHistory(historyRecord{ID: "earlier-boot", Places: []string{project}, Start: bootStart.Add(-time.Hour), Machine: machineID(), Boot: "00000000-0000-0000-0000-000000000000", PIDNS: pidNS(), PID: os.Getpid()})
+	st.appendHistory(historyRecord{ID: "killed", Places: []string{project}, Start: hour, Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: dead.Process.Pid, PIDStart: 1})
 	live := startRecord("live", []string{t.TempDir()})
 	st.appendHistory(live)
 
@@ -472,5 +475,81 @@ func TestWindowOfAFinishedRunCloses(t *testing.T) {
 	}
 	if c, err := ChangedDuringRun(stateDir, pol); err != nil || c != nil {
 		t.Fatalf("a policy saved again after the runs ended: %+v, %v", c, err)
+	}
+}
+
+// isolateHistory points the persistent history of runs at a temporary
+// directory, as for a user other than root, so that a test never reads or
+// writes the machine's.
+func isolateHistory(t *testing.T) {
+	t.Helper()
+	t.Setenv(usernsEnv, "1")
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+}
+
+// An end a reader found (the run's process gone) never shortens the end
+// the run recorded itself, whichever is written last.
+func TestFoundEndDoesNotShrinkRecordedEnd(t *testing.T) {
+	isolateHistory(t)
+	stateDir, project := t.TempDir(), t.TempDir()
+	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	st.appendHistory(historyRecord{ID: "x", Places: []string{project}, Start: time.Now().Add(-time.Minute), Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: dead.Process.Pid, PIDStart: 1})
+	ws, err := st.windows(time.Now()) // a reader: x looks over
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	pol := filepath.Join(project, "tokrun.yaml")
+	if err := os.WriteFile(pol, []byte("version: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	ownEnd := time.Now()
+	st.appendHistory(historyRecord{ID: "x", End: ownEnd}) // x's own end
+	st.closeFinished(ws)                                  // then the reader's
+	after, err := st.windows(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range after {
+		if w.ID == "x" && w.End.Before(ownEnd) {
+			t.Errorf("x's window ends at %v, before the end x recorded (%v)", w.End, ownEnd)
+		}
+	}
+	if c, err := ChangedDuringRun(stateDir, pol); err != nil || c == nil {
+		t.Errorf("a policy planted by x before it ended is trusted: %+v, %v", c, err)
+	}
+}
+
+// A run of another machine sharing the history (a home on NFS), or one
+// recorded without a machine, is never judged by this machine's boot or
+// processes; nor a run of this boot that began after it, by its boot.
+func TestRunsOfElsewhereStayOpen(t *testing.T) {
+	isolateHistory(t)
+	stateDir, project := t.TempDir(), t.TempDir()
+	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
+	start := time.Now().Add(-time.Second)
+	bootStart, err := bootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.appendHistory(historyRecord{ID: "other-machine", Places: []string{project}, Start: bootStart.Add(-time.Hour), Machine: "another-machine", Boot: "11111111-2222-3333-4444-555555555555", PIDNS: pidNS(), PID: 4242, PIDStart: 99})
+	st.appendHistory(historyRecord{ID: "other-boot-later", Places: []string{project}, Start: start, Machine: machineID(), Boot: "11111111-2222-3333-4444-555555555555", PIDNS: pidNS(), PID: 4242, PIDStart: 99})
+	st.appendHistory(historyRecord{ID: "other-pidns", Places: []string{project}, Start: start, Machine: machineID(), Boot: bootID(), PIDNS: "pid:[1]", PID: 4242, PIDStart: 99})
+	ws, err := st.windows(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 3 {
+		t.Fatalf("%d windows", len(ws))
+	}
+	for _, w := range ws {
+		if w.foundFinished {
+			t.Errorf("%s was found over: %+v", w.ID, w)
+		}
 	}
 }

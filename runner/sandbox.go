@@ -112,7 +112,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	// The history of runs must not be writable inside either: the command
 	// could erase its own run from it before planting a policy.
-	if h := historyPath(cfg.StateDir, realRoot(), os.Getenv); h != "" {
+	if h := historyPath("", realRoot(), os.Getenv); h != "" { // read by every check, whatever the state directory
 		if inside, through, err := exposure(existingAncestor(filepath.Dir(h)), userMounts, true); err != nil || inside != "" {
 			if err != nil {
 				return nil, err

@@ -169,9 +169,12 @@ func TestRefusesWritableHistory(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the history's place differs for other users; root's is /var/lib/tokrun")
 	}
-	r := w.runRaw("", "--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile, "--mount", "/var/lib:/mnt/lib", "--", "/bin/true")
-	if r.code != 125 || !strings.Contains(r.stderr, "the history of runs /var/lib/tokrun would be writable inside the sandbox") {
-		t.Fatalf("want exit 125 and a refusal, got\n%s", r)
+	for _, stateDir := range [][]string{nil, {"--state-dir", w.stateDir}} { // every check reads it, whatever the state directory
+		args := append(append([]string{"--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile}, stateDir...), "--mount", "/var/lib:/mnt/lib", "--", "/bin/true")
+		r := w.runRaw("", args...)
+		if r.code != 125 || !strings.Contains(r.stderr, "the history of runs /var/lib/tokrun would be writable inside the sandbox") {
+			t.Fatalf("%v: want exit 125 and a refusal, got\n%s", stateDir, r)
+		}
 	}
 }
 
