@@ -86,13 +86,7 @@ func startRecord(id string, places []string) historyRecord {
 
 // machineID identifies this machine ("" if unknown): a history in a home
 // directory may be shared with others (NFS).
-func machineID() string {
-	b, err := os.ReadFile("/etc/machine-id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
+func machineID() string { return firstLine("/etc/machine-id") }
 
 // pidNS identifies this process's PID namespace ("" if unknown): a PID
 // means a process only there.
@@ -102,8 +96,11 @@ func pidNS() string {
 }
 
 // bootID identifies this boot of the machine ("" if unknown).
-func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+func bootID() string { return firstLine("/proc/sys/kernel/random/boot_id") }
+
+// firstLine returns the content of a one-line file, or "".
+func firstLine(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
