@@ -77,9 +77,13 @@ type Window struct {
 	foundFinished        bool // its end was not recorded: windows found the run over
 }
 
+// clockLag is how far behind the clock file times may be: they come from
+// a coarse clock, a tick or so behind. A window opens that much earlier.
+const clockLag = 50 * time.Millisecond
+
 // startRecord is the history's record of a run starting now.
 func startRecord(id string, places []string) historyRecord {
-	r := historyRecord{ID: id, Places: places, Start: time.Now(), Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: os.Getpid()}
+	r := historyRecord{ID: id, Places: places, Start: time.Now().Add(-clockLag), Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: os.Getpid()}
 	r.PIDStart, _ = processStart(r.PID)
 	return r
 }
