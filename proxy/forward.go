@@ -264,7 +264,7 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 			resp.Body = body
 		}
 		var err error
-		if ab.scrubs, err = ix.scrubResponse(resp, injected); err != nil {
+		if ab.scrubs, err = ix.scrubResponse(rec.Method, resp, injected); err != nil {
 			resp.Body.Close()
 			return s.failLate(r, rec, late, ReasonUnscannable, "the response cannot be scanned for the injected secret", in.n.Load(), start)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -229,10 +230,17 @@ func (c *scrubCounts) of(i int) int64 {
 // scrubResponse replaces the injected secrets in the response headers and
 // body: at once in a body read whole (a *wholeBody), which then has a new
 // Content-Length; otherwise as the body streams, without one.
-func (ix *secretIndex) scrubResponse(resp *http.Response, injected []string) (scrubCounts, error) {
+func (ix *secretIndex) scrubResponse(method string, resp *http.Response, injected []string) (scrubCounts, error) {
+	if len(injected) > 1 {
+		// Longest first: a secret that holds another (and so do its
+		// forms) must be replaced before the one inside it breaks it up.
+		injected = slices.Clone(injected)
+		slices.SortStableFunc(injected, func(a, b string) int { return ix.lengths[b] - ix.lengths[a] })
+	}
 	counts := scrubCounts{names: injected}
 	whole, isWhole := resp.Body.(*wholeBody)
-	streams := !isWhole && resp.StatusCode != http.StatusSwitchingProtocols
+	// A response without a body (to HEAD, a 304) keeps its length.
+	streams := !isWhole && resp.StatusCode != http.StatusSwitchingProtocols && hasBody(method, resp.StatusCode)
 	var r io.Reader = resp.Body
 	for i, name := range injected {
 		sc := ix.scrubbers[name]

@@ -462,3 +462,53 @@ func TestBodyBufSizes(t *testing.T) {
 		putBodyBuf(bb)
 	}
 }
+
+// A secret that holds another injected secret is replaced whole, in a
+// body read whole and in a streamed one: the one inside it must not break
+// it up first and leave the rest to the client.
+func TestNestedSecretsAreScrubbedWhole(t *testing.T) {
+	other := testSecret + "-TAIL-of-the-second-secret"
+	keys := testKeys(t)
+	sealed, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+		Name: "other", Hosts: []string{"api.example.com"}, Header: "X-Other-Key", Format: "{}",
+	}, other, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := strings.Replace(basicPolicy, "secrets:\n", "secrets:\n  other:\n    sealed: "+sealed+"\n", 1)
+	pol = strings.Replace(pol, "inject: [api]", "inject: [api, other]", 1)
+	for _, whole := range []bool{true, false} {
+		h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body := "echo=" + r.Header.Get("X-Other-Key") + " hex=" + hex.EncodeToString([]byte(r.Header.Get("X-Other-Key"))) + "."
+			if whole {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			}
+			io.WriteString(w, body)
+		}))
+		resp, err := h.client().Get("https://api.example.com/v1/both")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := "echo=tokrun-redacted-other hex=tokrun-redacted-other."; string(body) != want {
+			t.Errorf("whole=%v: body %q, want %q", whole, body, want)
+		}
+	}
+}
+
+// A response without a body (to HEAD) keeps its Content-Length when a
+// secret was injected, as it does without one.
+func TestHeadWithSecretKeepsContentLength(t *testing.T) {
+	h := newHarness(t, strings.Replace(basicPolicy, "methods: [GET, POST]", "methods: [GET, POST, HEAD]", 1), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5000")
+	}))
+	resp, err := h.client().Do(newRequest(t, "HEAD", "https://api.example.com/v1/head", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 5000 || resp.Header.Get("Content-Length") != "5000" {
+		t.Fatalf("status %d, ContentLength %d, header %q; want 5000", resp.StatusCode, resp.ContentLength, resp.Header.Get("Content-Length"))
+	}
+}

@@ -24,6 +24,9 @@ type secretIndex struct {
 	gen uint64
 	// scrubbers replace a secret's encodings with its placeholder.
 	scrubbers map[string]*scrub.Scrubber
+	// lengths are the secrets' lengths: responses are scrubbed of the
+	// longest first, so that a secret holding another is replaced whole.
+	lengths map[string]int
 	// detectors find a secret's placeholders in their encodings.
 	detectors map[string]*scrub.Scrubber
 	// hosts are the sealed host patterns of each secret.
@@ -65,7 +68,7 @@ func (s *Server) secrets(p *policy.Policy) *secretIndex {
 	if ix := s.index.Load(); ix != nil && ix.pol == p && ix.gen == gen {
 		return ix
 	}
-	ix := &secretIndex{pol: p, gen: gen, scrubbers: map[string]*scrub.Scrubber{},
+	ix := &secretIndex{pol: p, gen: gen, scrubbers: map[string]*scrub.Scrubber{}, lengths: map[string]int{},
 		detectors: map[string]*scrub.Scrubber{}, hosts: map[string][]match.HostPattern{}, lower: map[string][]string{}}
 	for _, sec := range p.Secrets() {
 		phs := append(slices.Clone(s.extra[sec.Name]), sec.Placeholders...)
@@ -80,6 +83,7 @@ func (s *Server) secrets(p *policy.Policy) *secretIndex {
 		}
 		if sc, err := scrub.New([]scrub.Pair{{Secret: sec.Sealed.Reveal(), Placeholder: replacement}}); err == nil {
 			ix.scrubbers[sec.Name] = sc
+			ix.lengths[sec.Name] = len(sec.Sealed.Reveal())
 		} else {
 			// Policy loading refuses secrets too short to scrub, so this
 			// is a placeholder that overlaps its own secret.
