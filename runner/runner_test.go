@@ -553,3 +553,24 @@ func TestRunsOfElsewhereStayOpen(t *testing.T) {
 		}
 	}
 }
+
+// A start record names this machine, boot, PID namespace and process (so
+// that its run can be found over), and opens the window early enough for
+// file times, which lag the clock.
+func TestStartRecord(t *testing.T) {
+	before := time.Now()
+	r := startRecord("x", []string{"/p"})
+	if !r.Start.Before(before.Add(-clockLag + time.Millisecond)) {
+		t.Errorf("start %v is not %v before the call (%v)", r.Start, clockLag, before)
+	}
+	start, err := processStart(os.Getpid())
+	if err != nil || r.PID != os.Getpid() || r.PIDStart != start || start == 0 {
+		t.Errorf("process %d started %d, want %d started %d (%v)", r.PID, r.PIDStart, os.Getpid(), start, err)
+	}
+	if r.Boot == "" || r.Boot != bootID() || r.PIDNS == "" || r.PIDNS != pidNS() || r.Machine != machineID() {
+		t.Errorf("record %+v", r)
+	}
+	if _, err := processStart(1 << 30); err == nil {
+		t.Error("a process that cannot exist has a start time")
+	}
+}
