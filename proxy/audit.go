@@ -39,26 +39,145 @@ type Record struct {
 }
 
 // AuditLog writes records as JSON lines. It is safe for concurrent use.
+//
+// A batched log (NewBatchedAuditLog) holds the records of requests that
+// were allowed and went well for a moment, and writes them together: one
+// write for many requests instead of one each, which is most of what an
+// audit record costs. Any other record (a denial, a tripwire, an upstream
+// failure) is written at once, after the ones held before it, so records
+// stay in order and those that matter most are never held. Close writes
+// what is held; a process killed before it loses at most a batch window's
+// allowed records.
 type AuditLog struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	mu     sync.Mutex
+	w      io.Writer
+	buf    []byte // records not written yet, as JSON lines
+	held   int    // how many
+	wait   time.Duration
+	timer  *time.Timer // writes the held records; armed while there are some
+	armed  bool
+	report func(error) // receives the errors of writes no caller waits for
 }
 
-// NewAuditLog returns an audit log writing to w.
+// auditBatchBytes is how much a batched log holds before it writes.
+const auditBatchBytes = 32 << 10
+
+// AuditWriteError is a failed write of Records records.
+type AuditWriteError struct {
+	Records int
+	Err     error
+}
+
+func (e *AuditWriteError) Error() string {
+	return "writing " + strconv.Itoa(e.Records) + " audit record(s): " + e.Err.Error()
+}
+
+func (e *AuditWriteError) Unwrap() error { return e.Err }
+
+// LostRecords returns how many records a failed write of an AuditLog
+// lost: an *AuditWriteError's Records, or 1 for another error.
+func LostRecords(err error) int {
+	var we *AuditWriteError
+	if errors.As(err, &we) {
+		return we.Records
+	}
+	return 1
+}
+
+// NewAuditLog returns an audit log writing each record to w at once.
 func NewAuditLog(w io.Writer) *AuditLog { return &AuditLog{w: w} }
 
-// Write appends one record. Write errors are returned to the caller, who
-// may count them; the record is never partially written by this process.
+// NewBatchedAuditLog returns an audit log writing to w that holds the
+// records of allowed requests up to wait (see AuditLog). A wait of 0 or
+// less is NewAuditLog.
+func NewBatchedAuditLog(w io.Writer, wait time.Duration) *AuditLog {
+	a := &AuditLog{w: w, wait: max(wait, 0)}
+	if a.wait > 0 {
+		a.timer = time.AfterFunc(time.Hour, a.writeHeld)
+		a.timer.Stop()
+	}
+	return a
+}
+
+// reportTo sends the errors of writes that no Write or Flush returns (a
+// batch written when its window ended) to f.
+func (a *AuditLog) reportTo(f func(error)) {
+	a.mu.Lock()
+	a.report = f
+	a.mu.Unlock()
+}
+
+// Write appends one record: at once, or, in a batched log, with the
+// records that come after it. An error (an *AuditWriteError) is for this
+// record and those held with it; the record is never partially written
+// by this process.
 func (a *AuditLog) Write(r Record) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.buf = append(r.appendJSON(a.buf[:0]), '\n')
+	a.buf = append(r.appendJSON(a.buf), '\n')
+	a.held++
+	if a.wait > 0 && r.routine() && len(a.buf) < auditBatchBytes {
+		if !a.armed {
+			a.armed = true
+			a.timer.Reset(a.wait)
+		}
+		return nil
+	}
+	return a.flushLocked()
+}
+
+// routine reports whether the record may wait in a batch: an allowed
+// request that went well.
+func (r *Record) routine() bool {
+	return r.Decision == "allow" && r.Tripwire == "" && r.Error == ""
+}
+
+// Flush writes the records held.
+func (a *AuditLog) Flush() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flushLocked()
+}
+
+// Close writes the records held; records written after it are written
+// at once. It does not close the writer.
+func (a *AuditLog) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wait = 0
+	return a.flushLocked()
+}
+
+// writeHeld writes the held records when their window ends.
+func (a *AuditLog) writeHeld() {
+	a.mu.Lock()
+	a.armed = false
+	err := a.flushLocked()
+	report := a.report
+	a.mu.Unlock()
+	if err != nil && report != nil {
+		report(err)
+	}
+}
+
+func (a *AuditLog) flushLocked() error {
+	if a.armed {
+		a.timer.Stop()
+		a.armed = false
+	}
+	if a.held == 0 {
+		return nil
+	}
 	_, err := a.w.Write(a.buf)
-	if cap(a.buf) > 64<<10 {
+	n := a.held
+	a.buf, a.held = a.buf[:0], 0
+	if cap(a.buf) > 2*auditBatchBytes {
 		a.buf = nil // do not keep the buffer of an outsized record
 	}
-	return err
+	if err != nil {
+		return &AuditWriteError{Records: n, Err: err}
+	}
+	return nil
 }
 
 // appendJSON appends the record as encoding/json would marshal it, byte

@@ -3,10 +3,14 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -120,6 +124,151 @@ func TestAuditFileReopen(t *testing.T) {
 	for file, want := range map[string]string{path + ".1": "one\n"} {
 		if b, _ := os.ReadFile(file); string(b) != want {
 			t.Errorf("%s holds %q, want %q", file, b, want)
+		}
+	}
+}
+
+// writeLog records each Write it is given, for the batched audit log's
+// tests; it fails every write while failing is set.
+type writeLog struct {
+	mu      sync.Mutex
+	writes  []string
+	failing bool
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failing {
+		return 0, io.ErrClosedPipe
+	}
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+func (w *writeLog) got() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.writes)
+}
+
+// lines returns the JSON lines of records, as a batch of them is written.
+func lines(recs ...Record) string {
+	var b []byte
+	for _, r := range recs {
+		b = append(r.appendJSON(b), '\n')
+	}
+	return string(b)
+}
+
+// A batched audit log holds allowed requests' records and writes them in
+// one write, in order, with the first record that may not wait (a
+// denial, a tripwire, an error), when the batch grows large, when its
+// window ends, or at Flush and Close; after Close, each record is written
+// at once.
+func TestBatchedAuditLog(t *testing.T) {
+	allow := func(path string) Record { return Record{Decision: "allow", Path: path} }
+	t.Run("held until a record that may not wait", func(t *testing.T) {
+		for _, urgent := range []Record{
+			{Decision: "deny", Path: "/deny"},
+			{Decision: "allow", Path: "/trip", Tripwire: "api"},
+			{Decision: "allow", Path: "/err", Error: "upstream unreachable"},
+		} {
+			w := &writeLog{}
+			a := NewBatchedAuditLog(w, time.Hour)
+			for _, r := range []Record{allow("/a"), allow("/b")} {
+				if err := a.Write(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := w.got(); len(got) != 0 {
+				t.Fatalf("written before anything asked for it: %q", got)
+			}
+			if err := a.Write(urgent); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := w.got(), []string{lines(allow("/a"), allow("/b"), urgent)}; !slices.Equal(got, want) {
+				t.Fatalf("%s: writes %q, want %q", urgent.Path, got, want)
+			}
+		}
+	})
+	t.Run("flush, close, then at once", func(t *testing.T) {
+		w := &writeLog{}
+		a := NewBatchedAuditLog(w, time.Hour)
+		a.Write(allow("/a"))
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		a.Write(allow("/b"))
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		a.Write(allow("/c"))
+		if got := w.got(); len(got) != 3 {
+			t.Fatalf("a record after Close held: %q", got)
+		}
+		if err := a.Flush(); err != nil { // nothing held: no empty write
+			t.Fatal(err)
+		}
+		if got, want := w.got(), []string{lines(allow("/a")), lines(allow("/b")), lines(allow("/c"))}; !slices.Equal(got, want) {
+			t.Fatalf("writes %q, want %q", got, want)
+		}
+	})
+	t.Run("a full batch is written", func(t *testing.T) {
+		w := &writeLog{}
+		a := NewBatchedAuditLog(w, time.Hour)
+		r := allow("/" + strings.Repeat("x", 1000))
+		n := 0
+		for ; len(w.got()) == 0; n++ {
+			if n > 2*auditBatchBytes/1000 {
+				t.Fatalf("%d records of 1 KB held", n)
+			}
+			a.Write(r)
+		}
+		if got := w.got(); len(got) != 1 || strings.Count(got[0], "\n") != n || len(got[0]) < auditBatchBytes {
+			t.Fatalf("%d records, then %d writes, the first of %d bytes", n, len(got), len(got[0]))
+		}
+	})
+	t.Run("written when the window ends", func(t *testing.T) {
+		w := &writeLog{}
+		a := NewBatchedAuditLog(w, 5*time.Millisecond)
+		a.reportTo(func(err error) { t.Errorf("reported %v", err) })
+		for _, p := range []string{"/a", "/b"} {
+			a.Write(allow(p))
+			waitUntil(t, "the held record written", func() bool { return strings.Contains(strings.Join(w.got(), ""), `"path":"`+p+`"`) })
+		}
+		if got, want := w.got(), []string{lines(allow("/a")), lines(allow("/b"))}; !slices.Equal(got, want) {
+			t.Fatalf("writes %q, want %q", got, want)
+		}
+	})
+	t.Run("failures count every record lost", func(t *testing.T) {
+		w := &writeLog{failing: true}
+		a := NewBatchedAuditLog(w, time.Hour)
+		a.Write(allow("/a"))
+		a.Write(allow("/b"))
+		err := a.Write(Record{Decision: "deny"})
+		if n := LostRecords(err); n != 3 || !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("Write: %v, %d records lost, want 3", err, n)
+		}
+		// A batch no caller waits for goes to the report function.
+		reported := make(chan error, 1)
+		a = NewBatchedAuditLog(w, time.Millisecond)
+		a.reportTo(func(err error) { reported <- err })
+		a.Write(allow("/c"))
+		if err := <-reported; LostRecords(err) != 1 {
+			t.Fatalf("reported %v", err)
+		}
+		if LostRecords(io.ErrClosedPipe) != 1 {
+			t.Fatal("another error loses its one record")
+		}
+	})
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

@@ -680,9 +680,15 @@ func (s *Server) audit(rec Record, start time.Time) {
 		return
 	}
 	if err := s.cfg.Audit.Write(rec); err != nil {
-		s.log.Error("audit write failed", "err", err)
-		if m := s.cfg.Metrics; m != nil {
-			m.AuditErrors.Inc()
-		}
+		s.auditFailed(err)
+	}
+}
+
+// auditFailed logs and counts records that could not be written.
+func (s *Server) auditFailed(err error) {
+	n := LostRecords(err)
+	s.log.Error("audit write failed", "records", n, "err", err)
+	if m := s.cfg.Metrics; m != nil {
+		m.AuditErrors.Add(float64(n))
 	}
 }

@@ -86,18 +86,26 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 // An audit record that cannot be written is counted (the example alert
-// rule watches this), and the request is still answered.
+// rule watches this), and the request is still answered; a batched log's
+// failures, which no request waits for, are counted too.
 func TestAuditWriteErrorsAreCounted(t *testing.T) {
-	h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) { c.Audit = NewAuditLog(failingWriter{}) })
-	if status, _, _ := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/", nil)); status != 200 {
-		t.Fatalf("status %d", status)
-	}
-	// The request's record is written when its body is finished, which
-	// may be just after the client has read it.
-	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(h.metrics.AuditErrors) < 2; { // the CONNECT and the request
-		if time.Now().After(deadline) {
-			t.Fatalf("audit write errors %v, want 2", testutil.ToFloat64(h.metrics.AuditErrors))
-		}
-		time.Sleep(10 * time.Millisecond)
+	for name, log := range map[string]func() *AuditLog{
+		"at once": func() *AuditLog { return NewAuditLog(failingWriter{}) },
+		"batched": func() *AuditLog { return NewBatchedAuditLog(failingWriter{}, time.Millisecond) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, basicPolicy, nil, func(_ *harness, c *Config) { c.Audit = log() })
+			if status, _, _ := h.do(h.client(), newRequest(t, "GET", "https://open.example.com/", nil)); status != 200 {
+				t.Fatalf("status %d", status)
+			}
+			// The request's record is written when its body is finished, which
+			// may be just after the client has read it.
+			for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(h.metrics.AuditErrors) < 2; { // the CONNECT and the request
+				if time.Now().After(deadline) {
+					t.Fatalf("audit write errors %v, want 2", testutil.ToFloat64(h.metrics.AuditErrors))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -87,6 +87,8 @@ type Config struct {
 	// UpstreamRoots verifies upstream TLS. If nil, the system roots.
 	UpstreamRoots *x509.CertPool
 	// Audit receives one record per decision. If nil, none are written.
+	// The Server counts the failures of batched writes (see AuditLog);
+	// close a batched log after Shutdown, to write what it holds.
 	Audit *AuditLog
 	// Metrics, if not nil, is updated on every decision.
 	Metrics *Metrics
@@ -186,6 +188,9 @@ func New(cfg Config) (*Server, error) {
 	s.gp.OnRequest().HandleConnectFunc(s.handleConnect)
 
 	s.tconns = map[*tunnelConn]struct{}{}
+	if cfg.Audit != nil {
+		cfg.Audit.reportTo(s.auditFailed)
+	}
 	return s, nil
 }
 

@@ -41,6 +41,7 @@ type daemon struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	audit     *proxy.AuditFile // nil when the audit log is stderr
+	auditLog  *proxy.AuditLog
 	newCA     string           // the certificate of a CA created at this start
 
 	// lastSum is the SHA-256 of the policy file's content as last loaded
@@ -177,11 +178,12 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	}
 	if len(errs) == 0 {
 		var err error
+		d.auditLog = proxy.NewBatchedAuditLog(auditW, o.auditBatch)
 		d.srv, err = proxy.New(proxy.Config{
 			Policy:        d.store.Policy,
 			CA:            ca,
 			UpstreamRoots: roots,
-			Audit:         proxy.NewAuditLog(auditW),
+			Audit:         d.auditLog,
 			Metrics:       d.metrics,
 			Logger:        d.log,
 			Tokens:        tokens,
@@ -415,7 +417,13 @@ func (d *daemon) closeProxyListeners() {
 	}
 }
 
+// closeAudit writes the audit records held and closes the file. Records
+// of exchanges still running (a drain cut short) are written at once
+// after it, and fail if the file was closed.
 func (d *daemon) closeAudit() {
+	if err := d.auditLog.Close(); err != nil {
+		d.auditFailed(err)
+	}
 	if d.audit == nil {
 		return
 	}
@@ -424,12 +432,23 @@ func (d *daemon) closeAudit() {
 	}
 }
 
+// auditFailed logs and counts the records a write of held ones lost.
+func (d *daemon) auditFailed(err error) {
+	n := proxy.LostRecords(err)
+	d.metrics.AuditErrors.Add(float64(n))
+	d.log.Error("audit write failed", "records", n, "error", err.Error())
+}
+
 // reopenAudit opens the audit log's path again when it no longer names
 // the open file (rotated, removed or replaced). A failure is counted as
 // an audit write error, as the records that follow may be lost.
 func (d *daemon) reopenAudit() {
 	if d.audit == nil {
 		return
+	}
+	// What is held belongs to the file the path named when it was held.
+	if err := d.auditLog.Flush(); err != nil {
+		d.auditFailed(err)
 	}
 	reopened, err := d.audit.Reopen()
 	switch {

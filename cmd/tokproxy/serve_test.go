@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -508,5 +509,59 @@ func TestServeReopensAuditLog(t *testing.T) {
 		if !strings.Contains(d.stderr.String(), `msg="audit log reopened`) {
 			t.Errorf("no log line for the reopening:\n%s", d.stderr.String())
 		}
+	}
+}
+
+// Allowed requests' audit records are held up to --audit-batch and
+// written with the first record that may not wait (here a denial), in
+// order; a clean stop writes what is held.
+func TestServeAuditBatch(t *testing.T) {
+	f := newE2EFiles(t)
+	replaceFile(t, f.policy, f.policyText(denyBlocked))
+	sock := filepath.Join(f.dir, "proxy.sock")
+	d := startDaemon(t, f, "--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
+		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--audit", f.audit, "--audit-batch", "50s")
+	c := d.client(sock, "", nil)
+	paths := func() []string {
+		b, err := os.ReadFile(f.audit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for line := range strings.Lines(string(b)) {
+			var r struct{ Method, Path, Decision string }
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("audit line %q: %v", line, err)
+			}
+			if r.Method != "CONNECT" { // as many as the client opened tunnels
+				out = append(out, r.Decision+" "+r.Method+" "+r.Path)
+			}
+		}
+		return out
+	}
+	if st, _, _ := get(t, c, f.up.url("/first")); st != http.StatusOK {
+		t.Fatalf("allowed request: %d", st)
+	}
+	time.Sleep(100 * time.Millisecond) // the record is written just after the response, if at all
+	if got := paths(); len(got) != 0 {
+		t.Fatalf("allowed records written before the batch ended: %q", got)
+	}
+	if st, _, _ := get(t, c, f.up.url("/blocked/x")); st != http.StatusForbidden {
+		t.Fatalf("denied request: %d", st)
+	}
+	// The denial's record is written before its response.
+	want := []string{"allow GET /first", "deny GET /blocked/x"}
+	if got := paths(); !slices.Equal(got, want) {
+		t.Fatalf("after a denial, the audit log holds %q, want %q", got, want)
+	}
+	if st, _, _ := get(t, c, f.up.url("/last")); st != http.StatusOK {
+		t.Fatalf("allowed request: %d", st)
+	}
+	d.signal(syscall.SIGTERM)
+	if code := d.exitCode(); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, d.stderr.String())
+	}
+	if got, want := paths(), append(want, "allow GET /last"); !slices.Equal(got, want) {
+		t.Fatalf("after a clean stop, the audit log holds %q, want %q", got, want)
 	}
 }
