@@ -42,7 +42,7 @@ type daemon struct {
 	adminLn   net.Listener
 	audit     *proxy.AuditFile // nil when the audit log is stderr
 	auditLog  *proxy.AuditLog
-	newCA     string           // the certificate of a CA created at this start
+	newCA     string // the certificate of a CA created at this start
 
 	// lastSum is the SHA-256 of the policy file's content as last loaded
 	// or rejected, so that the watcher reloads once per change.
