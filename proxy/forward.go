@@ -122,6 +122,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		// Frames after a protocol switch cannot be scrubbed.
 		return s.refuse(r, t, ReasonUpgradeWithSecret, d.Rule, "rule "+d.Rule+" injects a secret, and WebSocket traffic cannot be scanned for it; use a rule without secrets for WebSocket endpoints")
 	}
+	if upgrade && len(dets) > 0 {
+		// The client's frames are watched for foreign placeholders, which
+		// compression (permessage-deflate) would hide: offer no extension.
+		delete(out.Header, "Sec-Websocket-Extensions")
+	}
 	var injected []string
 	for _, inj := range d.Inject {
 		out.Header.Set(inj.Header, inj.Secret.HeaderValue())
@@ -204,8 +209,20 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
+		return s.respond(r, resp, ix, rec, in, late, start)
 	}
-	return s.respond(r, resp, ix, rec, in, late, start)
+	if len(dets) == 0 {
+		return s.respond(r, resp, ix, rec, in, late, start)
+	}
+	// The upgrade's frames are its body: a placeholder in them is a
+	// tripwire that fires late, as in a body after the upstream answered.
+	late = &lateTrip{}
+	frames := newWSScan(dets, func(hit *tripwireError) { s.trippedLate(hook, late, hit, rec, start) })
+	resp = s.respond(r, resp, ix, rec, in, late, start)
+	if ab, ok := resp.Body.(*auditedBody); ok {
+		ab.frames = frames
+	}
+	return resp
 }
 
 // methodOverrideHeaders are headers with which many APIs (Google's among
@@ -606,6 +623,7 @@ type auditedBody struct {
 	in     *countingReader // the request body, for its size
 	late   *lateTrip       // nil if the request body is not scanned
 	scrubs scrubCounts
+	frames *wsScan // after an upgrade, if the client's frames are watched
 }
 
 func (b *auditedBody) Read(p []byte) (int, error) {
@@ -617,11 +635,19 @@ func (b *auditedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write sends what the client sends after an upgrade to the upstream,
+// unless its frames are watched and these bytes may not pass.
 func (b *auditedBody) Write(p []byte) (int, error) {
-	if w, ok := b.rc.(io.Writer); ok {
-		return w.Write(p)
+	w, ok := b.rc.(io.Writer)
+	if !ok {
+		return 0, errors.New("body is not writable")
 	}
-	return 0, errors.New("body is not writable")
+	if b.frames != nil {
+		if err := b.frames.scan(p); err != nil {
+			return 0, err
+		}
+	}
+	return w.Write(p)
 }
 
 func (b *auditedBody) Close() error {

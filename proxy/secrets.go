@@ -137,11 +137,15 @@ type tripDetector struct {
 // tripwireError reports a placeholder found on its way to a foreign host.
 type tripwireError struct {
 	secret string
-	where  string // "url", "header", "body"
+	where  string // "url", "header", "body", "websocket"
 }
 
 func (e *tripwireError) Error() string {
-	return fmt.Sprintf("a placeholder of secret %s was sent in the request %s to a host outside its binding", e.secret, e.where)
+	place := "the request " + e.where
+	if e.where == "websocket" {
+		place = "a WebSocket frame"
+	}
+	return fmt.Sprintf("a placeholder of secret %s was sent in %s to a host outside its binding", e.secret, place)
 }
 
 // checkHead looks for foreign placeholders in the request target as the

@@ -115,7 +115,7 @@ type Config struct {
 // TripwireEvent describes a caught placeholder. It holds no secret.
 type TripwireEvent struct {
 	Secret string // the secret whose placeholder was seen
-	Where  string // "url", "header" or "body"
+	Where  string // "url", "header", "body" or "websocket" (a frame after the upgrade)
 	Host   string // canonical destination host
 	Client string
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,5 +153,70 @@ func TestClientServerSentEvents(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "/v1/events /v1/ack" {
 		t.Errorf("the server saw %q, want /v1/events then /v1/ack", got)
+	}
+}
+
+// wsTripPolicy reaches a WebSocket server on localhost, a host outside the
+// demo secret's binding (127.0.0.1).
+const wsTripPolicy = `version: 1
+secrets:
+  demo:
+    sealed: SEALED
+    env: DEMO_API_KEY
+rules:
+  - name: ws-elsewhere
+    host: localhost
+    port: WSPORT
+    paths: ["/ws"]
+    unsafe_allow_private_network: true
+`
+
+// A command that sends its placeholder in a WebSocket message to a host
+// outside the secret's binding sets off the tripwire: the message never
+// reaches the server, and with --on-tripwire kill the run ends (124).
+func TestClientWebSocketTripwire(t *testing.T) {
+	w := newWorld(t)
+	needHostCommand(t, "websocket-client is needed (Debian package python3-websocket)", "python3", "-c", "import websocket")
+	var mu sync.Mutex
+	var got []string
+	srv := w.recordingServer(false, websocket.Server{Handler: func(ws *websocket.Conn) {
+		for {
+			var msg string
+			if websocket.Message.Receive(ws, &msg) != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, msg)
+			mu.Unlock()
+			websocket.Message.Send(ws, "ok")
+		}
+	}})
+	w.usePolicy(wsTripPolicy, "WSPORT", strconv.Itoa(srv.port))
+	w.script("ws.py", `
+import os, time, urllib.parse, websocket
+proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+ws = websocket.create_connection("wss://localhost:`+strconv.Itoa(srv.port)+`/ws", timeout=30,
+    http_proxy_host=proxy.hostname, http_proxy_port=proxy.port, proxy_type="http", http_no_proxy=["none.invalid"])
+ws.send("hello")
+print("got:", ws.recv(), flush=True)
+try:
+    ws.send("key=" + os.environ["DEMO_API_KEY"])
+    print("after the placeholder:", ws.recv(), flush=True)
+except Exception as e:
+    print("closed:", type(e).__name__, flush=True)
+time.sleep(60)
+print("STILL RUNNING")
+`)
+	r := w.run("", "--on-tripwire", "kill", "--", "python3", "ws.py")
+	if r.code != 124 || strings.Contains(r.stdout, "STILL RUNNING") || !strings.Contains(r.stdout, "got: ok") {
+		t.Fatalf("want the first message answered, then exit 124, got\n%s", r)
+	}
+	if !strings.Contains(r.stderr, "tripwire") {
+		t.Errorf("stderr does not say the tripwire ended the run:\n%s", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "hello" {
+		t.Fatalf("the server received %q, want only the first message", got)
 	}
 }

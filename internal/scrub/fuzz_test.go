@@ -53,6 +53,28 @@ func FuzzScrub(f *testing.F) {
 		if p, first := firstStart(s.m.a, input), leftmostStart(s.m, string(input)); (p < 0) != (first < 0) || p > first {
 			t.Fatalf("firstStart = %d, first form starts at %d", p, first)
 		}
+		// A Watcher fed the input in pieces first says so in the piece
+		// where the earliest-ending form ends.
+		end := -1
+		for _, nd := range s.m.needles {
+			if i := strings.Index(string(input), nd.text); i >= 0 && (end < 0 || i+len(nd.text) < end) {
+				end = i + len(nd.text)
+			}
+		}
+		w, seenAt := s.Watcher(), -1
+		for from := 0; from < len(input) && seenAt < 0; {
+			to := min(len(input), from+1+rng.IntN(1+int(seed%40)))
+			if w.Seen(input[from:to]) {
+				seenAt = to
+				if end <= from || end > to {
+					t.Fatalf("Watcher saw a form in [%d,%d); the first ends at %d", from, to, end)
+				}
+			}
+			from = to
+		}
+		if (seenAt < 0) != (end < 0) {
+			t.Fatalf("Watcher saw a form: %v; the first ends at %d", seenAt >= 0, end)
+		}
 		if nd := needleAt(s.m, want, pls); nd != "" {
 			t.Fatalf("output %q holds form %q outside a placeholder", want, nd)
 		}

@@ -183,3 +183,38 @@ func (s Scrubber) LogValue() slog.Value {
 }
 
 func (m *matcher) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "scrub.matcher{REDACTED}") }
+
+// Watcher tells when a form of a secret has gone by in a stream that is
+// fed to it piece by piece, without holding or copying the stream: what
+// the tripwire needs where bytes are only watched, not changed. It is not
+// safe for concurrent use.
+type Watcher struct {
+	a  *automaton
+	st uint32 // the automaton's state after the bytes seen
+}
+
+// Watcher returns a Watcher for s's secrets at the start of a stream.
+func (s *Scrubber) Watcher() *Watcher { return &Watcher{a: s.m.a} }
+
+// Seen feeds p, the stream's next bytes, and reports whether a form ends
+// within it (it may have begun in earlier pieces). After true, the next
+// call goes on from the end of that form.
+func (w *Watcher) Seen(p []byte) bool {
+	a, st := w.a, w.st
+	for i := 0; i < len(p); {
+		if st < a.special {
+			if i, st = a.skip(p, i, st); st < a.special {
+				break // out of input in a state without a match
+			}
+		} else {
+			st = a.step(st, a.class[p[i]])
+			i++
+		}
+		if a.out[a.index(st)] > 0 {
+			w.st = st
+			return true
+		}
+	}
+	w.st = st
+	return false
+}

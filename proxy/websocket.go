@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/tokrun/tokrun/internal/scrub"
+)
+
+// wsScan follows the frames a WebSocket client sends after the upgrade,
+// unmasks their payloads and watches them for the placeholders of secrets
+// foreign to the host, as a request body is watched: the frame bytes that
+// would complete a placeholder are never passed on. Payloads are watched
+// as one stream, so a placeholder split across frames or fragments is
+// caught too. Compressed frames could hide one: the proxy removes the
+// client's extension offer from the handshake, and a frame that uses an
+// extension anyway (RSV bits set) ends the relay.
+type wsScan struct {
+	dets []tripDetector
+	ws   []*scrub.Watcher
+	// onTrip reports a placeholder found; it runs once.
+	onTrip func(*tripwireError)
+
+	hdr    [14]byte // the frame header being read
+	nh     int      // its bytes so far
+	left   uint64   // payload bytes left in the current frame
+	masked bool
+	key    [4]byte
+	ko     int    // offset into key of the next payload byte
+	buf    []byte // the unmasked payload
+	err    error  // sticky: the relay ends
+}
+
+var errWSExtension = errors.New("a WebSocket frame uses an extension, and its payload cannot be scanned for placeholders")
+
+func newWSScan(dets []tripDetector, onTrip func(*tripwireError)) *wsScan {
+	w := &wsScan{dets: dets, onTrip: onTrip}
+	for _, d := range dets {
+		w.ws = append(w.ws, d.d.Watcher())
+	}
+	return w
+}
+
+// scan follows p, the client's next bytes. It returns an error if they
+// must not be passed on: a tripwire (reported to onTrip first), or a
+// frame it cannot scan. After an error every call returns it.
+func (w *wsScan) scan(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	for len(p) > 0 {
+		if w.left > 0 {
+			n := int(min(w.left, uint64(len(p))))
+			if err := w.payload(p[:n]); err != nil {
+				w.err = err
+				return err
+			}
+			w.left -= uint64(n)
+			p = p[n:]
+			continue
+		}
+		w.hdr[w.nh] = p[0]
+		w.nh++
+		p = p[1:]
+		if w.nh < 2 || w.nh < wsHeaderLen(w.hdr[1]) {
+			continue
+		}
+		if w.hdr[0]&0x70 != 0 {
+			w.err = errWSExtension
+			return w.err
+		}
+		n, off := uint64(w.hdr[1]&0x7f), 2
+		switch n {
+		case 126:
+			n, off = uint64(binary.BigEndian.Uint16(w.hdr[2:])), 4
+		case 127:
+			n, off = binary.BigEndian.Uint64(w.hdr[2:]), 10
+		}
+		w.masked = w.hdr[1]&0x80 != 0
+		if w.masked {
+			copy(w.key[:], w.hdr[off:off+4])
+		}
+		w.left, w.ko, w.nh = n, 0, 0
+	}
+	return nil
+}
+
+// wsHeaderLen is the length of a frame header whose second byte is b1.
+func wsHeaderLen(b1 byte) int {
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// payload unmasks and watches payload bytes.
+func (w *wsScan) payload(p []byte) error {
+	data := p
+	if w.masked {
+		w.buf = append(w.buf[:0], p...)
+		for i := range w.buf {
+			w.buf[i] ^= w.key[(w.ko+i)&3]
+		}
+		w.ko = (w.ko + len(p)) & 3
+		data = w.buf
+	}
+	for i, wt := range w.ws {
+		if wt.Seen(data) {
+			hit := &tripwireError{secret: w.dets[i].secret, where: "websocket"}
+			w.onTrip(hit)
+			return hit
+		}
+	}
+	if cap(w.buf) > 64<<10 {
+		w.buf = nil // not kept after a large write
+	}
+	return nil
+}
