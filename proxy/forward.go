@@ -229,33 +229,70 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 // them) let a POST act as another method.
 var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
+// methodOverrideParam is the query parameter with which many frameworks
+// (Laravel and Symfony, Spring, Express's method-override) let a POST act
+// as another method.
+const methodOverrideParam = "_method"
+
 // checkMethodOverride refuses an allowed request whose method-override
-// header names a method the same rule would not allow: the upstream
-// would act on that method, not on the one decided.
+// header or query parameter names a method the same rule would not allow:
+// the upstream would act on that method, not on the one decided.
 func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath string, d policy.Decision) policy.Decision {
+	check := func(via, v string) bool {
+		m := strings.ToUpper(strings.TrimSpace(v))
+		if m == d.Method {
+			return true
+		}
+		od := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: m, Path: rawPath})
+		if od.Allow && od.Rule == d.Rule {
+			return true
+		}
+		d.Allow, d.Inject, d.AllowPrivate = false, nil, false
+		d.Reason = policy.MethodNotAllowed
+		if !od.Allow {
+			d.Reason = od.Reason
+		}
+		if len(m) > 24 {
+			m = m[:24] + "..."
+		}
+		d.Explanation = via + " asks the upstream for " + strconv.Quote(m) + ", which rule " + d.Rule + " does not allow; send that method itself if a rule allows it"
+		return false
+	}
 	for _, h := range methodOverrideHeaders {
 		for _, v := range r.Header[h] {
-			m := strings.ToUpper(strings.TrimSpace(v))
-			if m == d.Method {
-				continue
+			if !check(h, v) {
+				return d
 			}
-			od := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: m, Path: rawPath})
-			if od.Allow && od.Rule == d.Rule {
-				continue
-			}
-			d.Allow, d.Inject, d.AllowPrivate = false, nil, false
-			d.Reason = policy.MethodNotAllowed
-			if !od.Allow {
-				d.Reason = od.Reason
-			}
-			if len(m) > 24 {
-				m = m[:24] + "..."
-			}
-			d.Explanation = h + " asks the upstream for " + strconv.Quote(m) + ", which rule " + d.Rule + " does not allow; send that method itself if a rule allows it"
+		}
+	}
+	for _, v := range queryOverrides(r.URL.RawQuery) {
+		if !check("the query parameter "+methodOverrideParam, v) {
 			return d
 		}
 	}
 	return d
+}
+
+// queryOverrides returns the values of the method-override parameter in
+// a raw query, its name decoded as frameworks decode it, with "&" and ";"
+// both taken as separators (as older ones do). A value that cannot be
+// decoded is returned as it is.
+func queryOverrides(raw string) []string {
+	if !strings.Contains(raw, methodOverrideParam) && !strings.Contains(raw, "%") {
+		return nil // the name cannot be there, not even encoded
+	}
+	var out []string
+	for _, pair := range strings.FieldsFunc(raw, func(c rune) bool { return c == '&' || c == ';' }) {
+		k, v, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err != nil || name != methodOverrideParam {
+			continue // a name that cannot be decoded is nobody's _method
+		}
+		if dv, err := url.QueryUnescape(v); err == nil {
+			v = dv
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // respond readies an allowed upstream response for the client: the

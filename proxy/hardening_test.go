@@ -623,6 +623,49 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 	}
 }
 
+// The _method query parameter (Laravel, Symfony, Spring, Express) is
+// judged as the method it names, however its name is encoded and with
+// either separator.
+func TestMethodOverrideParamIsDecidedToo(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RawQuery)
+		mu.Unlock()
+	})) // rule api: GET and POST on /v1/**
+	c := h.client()
+	for _, tt := range []struct {
+		query  string
+		status int
+	}{
+		{"_method=DELETE", 403},
+		{"a=1&_method=put", 403},
+		{"a=1;_method=%20patch%20", 403},
+		{"%5Fmethod=DELETE", 403},
+		{"%5f%6Dethod=DELETE", 403},
+		{"_method=GET&_method=DELETE", 403},
+		{"_method=get", 200},
+		{"x_method=DELETE&_methods=DELETE", 200},
+		{"_method%zz=DELETE", 200},
+		{"q=%zz", 200},
+	} {
+		req := newRequest(t, "POST", "https://api.example.com/v1/x?"+tt.query, strings.NewReader("{}"))
+		status, body, reason := h.do(c, req)
+		if status != tt.status || (status == 403) != (reason == "method_not_allowed") {
+			t.Errorf("?%s: status %d reason %q body %q", tt.query, status, reason, body)
+		}
+		if status == 403 && !strings.Contains(body, "query parameter _method") {
+			t.Errorf("?%s: the refusal does not say why: %q", tt.query, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, []string{"_method=get", "x_method=DELETE&_methods=DELETE", "_method%zz=DELETE", "q=%zz"}) {
+		t.Errorf("the upstream saw queries %q, want only the allowed ones", seen)
+	}
+}
+
 // A late tripwire that fires while a response to a request with a secret
 // is read whole (nothing sent to the client yet) is the answer: 403
 // tripwire, and the request's record names it.
