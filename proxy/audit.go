@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -168,14 +169,24 @@ func (a *AuditLog) flushLocked() error {
 	if a.held == 0 {
 		return nil
 	}
-	_, err := a.w.Write(a.buf)
-	n := a.held
+	n, err := a.w.Write(a.buf)
+	lost := a.held
+	if err != nil {
+		// The lines written whole before the failure are not lost; a line
+		// cut short is ended before the next write, so that it does not
+		// run into the next record.
+		lost -= bytes.Count(a.buf[:n], []byte{'\n'})
+	}
+	torn := err != nil && n > 0 && a.buf[n-1] != '\n'
 	a.buf, a.held = a.buf[:0], 0
 	if cap(a.buf) > 2*auditBatchBytes {
 		a.buf = nil // do not keep the buffer of an outsized record
 	}
+	if torn {
+		a.buf = append(a.buf, '\n')
+	}
 	if err != nil {
-		return &AuditWriteError{Records: n, Err: err}
+		return &AuditWriteError{Records: lost, Err: err}
 	}
 	return nil
 }

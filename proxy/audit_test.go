@@ -264,6 +264,44 @@ func TestBatchedAuditLog(t *testing.T) {
 	})
 }
 
+// shortWriter writes the first n bytes it is given, then fails once.
+type shortWriter struct {
+	bytes.Buffer
+	n int
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	if w.n >= 0 && len(p) > w.n {
+		k, _ := w.Buffer.Write(p[:w.n])
+		w.n = -1
+		return k, io.ErrShortWrite
+	}
+	return w.Buffer.Write(p)
+}
+
+// A write cut short loses only the records not written whole, and the
+// line it cut is ended before the next record.
+func TestAuditLogShortWrite(t *testing.T) {
+	rec := func(p string) Record { return Record{Decision: "allow", Path: p} }
+	one := len(lines(rec("/1")))
+	w := &shortWriter{n: one + one/2} // the first record and half the second
+	a := NewBatchedAuditLog(w, time.Hour)
+	a.Write(rec("/1"))
+	a.Write(rec("/2"))
+	a.Write(rec("/3"))
+	err := a.Flush()
+	if n := LostRecords(err); n != 2 || !errors.Is(err, io.ErrShortWrite) {
+		t.Fatalf("Flush: %v, %d lost, want 2", err, n)
+	}
+	if err := a.Write(Record{Decision: "deny", Path: "/4"}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n")
+	if len(got) != 3 || got[0]+"\n" != lines(rec("/1")) || got[2]+"\n" != lines(Record{Decision: "deny", Path: "/4"}) {
+		t.Fatalf("the log holds %q", w.String())
+	}
+}
+
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {

@@ -240,8 +240,8 @@ const methodOverrideParam = "_method"
 func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath string, d policy.Decision) policy.Decision {
 	check := func(via, v string) bool {
 		m := strings.ToUpper(strings.TrimSpace(v))
-		if m == d.Method {
-			return true
+		if m == "" || m == d.Method {
+			return true // no framework overrides with an empty value
 		}
 		od := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: m, Path: rawPath})
 		if od.Allow && od.Rule == d.Rule {
@@ -274,17 +274,17 @@ func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath 
 }
 
 // queryOverrides returns the values of the method-override parameter in
-// a raw query, its name decoded as frameworks decode it, with "&" and ";"
-// both taken as separators (as older ones do). A value that cannot be
-// decoded is returned as it is.
+// a raw query, its name decoded as frameworks decode it (PHP's included,
+// see phpName), with "&" and ";" both taken as separators (as older ones
+// do). A value that cannot be decoded is returned as it is.
 func queryOverrides(raw string) []string {
-	if !strings.Contains(raw, methodOverrideParam) && !strings.Contains(raw, "%") {
+	if !strings.Contains(raw, "method") && !strings.Contains(raw, "%") {
 		return nil // the name cannot be there, not even encoded
 	}
 	var out []string
 	for _, pair := range strings.FieldsFunc(raw, func(c rune) bool { return c == '&' || c == ';' }) {
 		k, v, _ := strings.Cut(pair, "=")
-		if name, err := url.QueryUnescape(k); err != nil || name != methodOverrideParam {
+		if name, err := url.QueryUnescape(k); err != nil || phpName(name) != methodOverrideParam {
 			continue // a name that cannot be decoded is nobody's _method
 		}
 		if dv, err := url.QueryUnescape(v); err == nil {
@@ -293,6 +293,22 @@ func queryOverrides(raw string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// phpName is a parameter name as PHP registers it (Laravel and Symfony
+// read PHP's): cut at a NUL byte, leading spaces dropped, and spaces and
+// dots made underscores. Other frameworks use names as they are decoded,
+// and no name is _method to them that is not _method here too.
+func phpName(name string) string {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return strings.Map(func(c rune) rune {
+		if c == ' ' || c == '.' {
+			return '_'
+		}
+		return c
+	}, strings.TrimLeft(name, " "))
 }
 
 // respond readies an allowed upstream response for the client: the

@@ -608,6 +608,7 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 		{"X-Http-Method", "put", 403, "method_not_allowed"},
 		{"X-Method-Override", "GET", 200, ""},
 		{"X-HTTP-Method-Override", "POST", 200, ""},
+		{"X-HTTP-Method-Override", " ", 200, ""}, // empty: no override
 	} {
 		req := newRequest(t, "POST", "https://api.example.com/v1/x", strings.NewReader("{}"))
 		req.Header.Set(tt.header, tt.value)
@@ -618,7 +619,7 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(seen, []string{"GET", "POST"}) {
+	if !slices.Equal(seen, []string{"GET", "POST", ""}) {
 		t.Errorf("the upstream saw overrides %q, want only the allowed ones", seen)
 	}
 }
@@ -645,8 +646,13 @@ func TestMethodOverrideParamIsDecidedToo(t *testing.T) {
 		{"%5Fmethod=DELETE", 403},
 		{"%5f%6Dethod=DELETE", 403},
 		{"_method=GET&_method=DELETE", 403},
+		{".method=DELETE", 403},     // PHP: "." becomes "_"
+		{"+_method=DELETE", 403},    // PHP: leading spaces dropped
+		{"%20.method=DELETE", 403},  // both
+		{"_method%00x=DELETE", 403}, // PHP: the name ends at NUL
 		{"_method=get", 200},
-		{"x_method=DELETE&_methods=DELETE", 200},
+		{"_method=&_method", 200}, // empty: no framework overrides
+		{"x_method=DELETE&_methods=DELETE&_meth.od=DELETE", 200},
 		{"_method%zz=DELETE", 200},
 		{"q=%zz", 200},
 	} {
@@ -661,7 +667,7 @@ func TestMethodOverrideParamIsDecidedToo(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(seen, []string{"_method=get", "x_method=DELETE&_methods=DELETE", "_method%zz=DELETE", "q=%zz"}) {
+	if !slices.Equal(seen, []string{"_method=get", "_method=&_method", "x_method=DELETE&_methods=DELETE&_meth.od=DELETE", "_method%zz=DELETE", "q=%zz"}) {
 		t.Errorf("the upstream saw queries %q, want only the allowed ones", seen)
 	}
 }

@@ -10,14 +10,18 @@ import (
 // wsScan follows the frames a WebSocket client sends after the upgrade,
 // unmasks their payloads and watches them for the placeholders of secrets
 // foreign to the host, as a request body is watched: the frame bytes that
-// would complete a placeholder are never passed on. Payloads are watched
-// as one stream, so a placeholder split across frames or fragments is
-// caught too. Compressed frames could hide one: the proxy removes the
+// would complete a placeholder are never passed on. Data frames are
+// watched as one stream, so a placeholder split across frames or
+// fragments is caught too; a control frame, which may come between the
+// fragments of a message and is not part of it, is watched on its own.
+// Compressed frames could hide a placeholder: the proxy removes the
 // client's extension offer from the handshake, and a frame that uses an
-// extension anyway (RSV bits set) ends the relay.
+// extension anyway (RSV bits set, a reserved opcode) ends the relay, as
+// does a malformed control frame.
 type wsScan struct {
 	dets []tripDetector
-	ws   []*scrub.Watcher
+	ws   []*scrub.Watcher // over the data frames' payloads
+	cws  []*scrub.Watcher // over the current control frame's payload
 	// onTrip reports a placeholder found; it runs once.
 	onTrip func(*tripwireError)
 
@@ -25,18 +29,23 @@ type wsScan struct {
 	nh     int      // its bytes so far
 	left   uint64   // payload bytes left in the current frame
 	masked bool
+	ctl    bool // the current frame is a control frame
 	key    [4]byte
 	ko     int    // offset into key of the next payload byte
 	buf    []byte // the unmasked payload
 	err    error  // sticky: the relay ends
 }
 
-var errWSExtension = errors.New("a WebSocket frame uses an extension, and its payload cannot be scanned for placeholders")
+var (
+	errWSExtension = errors.New("a WebSocket frame uses an extension, and its payload cannot be scanned for placeholders")
+	errWSControl   = errors.New("a WebSocket control frame is fragmented or longer than 125 bytes")
+)
 
 func newWSScan(dets []tripDetector, onTrip func(*tripwireError)) *wsScan {
 	w := &wsScan{dets: dets, onTrip: onTrip}
 	for _, d := range dets {
 		w.ws = append(w.ws, d.d.Watcher())
+		w.cws = append(w.cws, d.d.Watcher())
 	}
 	return w
 }
@@ -65,9 +74,9 @@ func (w *wsScan) scan(p []byte) error {
 		if w.nh < 2 || w.nh < wsHeaderLen(w.hdr[1]) {
 			continue
 		}
-		if w.hdr[0]&0x70 != 0 {
-			w.err = errWSExtension
-			return w.err
+		if err := w.frameStart(); err != nil {
+			w.err = err
+			return err
 		}
 		n, off := uint64(w.hdr[1]&0x7f), 2
 		switch n {
@@ -81,6 +90,25 @@ func (w *wsScan) scan(p []byte) error {
 			copy(w.key[:], w.hdr[off:off+4])
 		}
 		w.left, w.ko, w.nh = n, 0, 0
+	}
+	return nil
+}
+
+// frameStart checks a frame's first bytes: its opcode, its RSV bits and,
+// for a control frame, its FIN bit and length.
+func (w *wsScan) frameStart() error {
+	op := w.hdr[0] & 0x0f
+	switch {
+	case w.hdr[0]&0x70 != 0, op >= 3 && op <= 7, op >= 0xb:
+		return errWSExtension
+	case op >= 8 && (w.hdr[0]&0x80 == 0 || w.hdr[1]&0x7f > 125):
+		return errWSControl
+	}
+	w.ctl = op >= 8
+	if w.ctl {
+		for _, c := range w.cws {
+			c.Reset()
+		}
 	}
 	return nil
 }
@@ -111,7 +139,11 @@ func (w *wsScan) payload(p []byte) error {
 		w.ko = (w.ko + len(p)) & 3
 		data = w.buf
 	}
-	for i, wt := range w.ws {
+	watchers := w.ws
+	if w.ctl {
+		watchers = w.cws
+	}
+	for i, wt := range watchers {
 		if wt.Seen(data) {
 			hit := &tripwireError{secret: w.dets[i].secret, where: "websocket"}
 			w.onTrip(hit)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -79,10 +78,12 @@ func (u *wsRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestWebSocketTripwire(t *testing.T) {
 	half := len(placeholder) / 2
 	first := wsFrame(true, 1, [4]byte{1, 2, 3, 4}, "hello, a harmless frame")
-	// A text message in two fragments, the placeholder cut between them.
-	stream := append(append(bytes.Clone(first),
-		wsFrame(false, 1, [4]byte{0x5a, 0xa5, 0x0f, 0xf0}, strings.Repeat("z", 300)+"key="+placeholder[:half])...),
-		wsFrame(true, 0, [4]byte{9, 8, 7, 6}, placeholder[half:]+" and more")...)
+	// A text message in two fragments, the placeholder cut between them,
+	// and a ping between the fragments (it is not part of the message).
+	stream := slices.Concat(first,
+		wsFrame(false, 1, [4]byte{0x5a, 0xa5, 0x0f, 0xf0}, strings.Repeat("z", 300)+"key="+placeholder[:half]),
+		wsFrame(true, 9, [4]byte{3, 3, 3, 3}, "ping"),
+		wsFrame(true, 0, [4]byte{9, 8, 7, 6}, placeholder[half:]+" and more"))
 	// The offset of the frame byte that carries the placeholder's last.
 	completes := len(stream) - len(" and more") - 1
 	for _, via := range []string{"tunnel", "plain"} {
@@ -195,7 +196,19 @@ func TestWSScan(t *testing.T) {
 			wsFrame(true, 9, [4]byte{2}, ""), wsFrame(true, 0, [4]byte{3}, placeholder[5:])), &tripwireError{}},
 		{"clean", append(wsFrame(true, 1, [4]byte{1, 2, 3, 4}, placeholder[:10]), wsFrame(true, 1, [4]byte{4, 3, 2, 1}, strings.Repeat("c", 200))...), nil},
 		{"masking hides nothing", wsFrame(true, 1, [4]byte{0xff, 0, 0xff, 0}, strings.Repeat("d", 3)+placeholder), &tripwireError{}},
+		{"a ping between the fragments", slices.Concat(wsFrame(false, 1, [4]byte{1, 2, 3, 4}, "key="+placeholder[:10]),
+			wsFrame(true, 9, [4]byte{5, 6, 7, 8}, "x"), wsFrame(true, 0, [4]byte{9, 9, 9, 9}, placeholder[10:])), &tripwireError{}},
+		{"a pong between the fragments", slices.Concat(wsFrame(false, 2, [4]byte{1}, placeholder[:3]),
+			wsFrame(true, 10, [4]byte{2}, strings.Repeat("p", 125)), wsFrame(true, 0, [4]byte{3}, placeholder[3:])), &tripwireError{}},
+		{"in a ping", wsFrame(true, 9, [4]byte{1, 1, 1, 1}, placeholder), &tripwireError{}},
+		{"in a close frame", wsFrame(true, 8, [4]byte{1, 1, 1, 1}, "\x03\xe8"+placeholder), &tripwireError{}},
+		{"halves in a message and a ping", slices.Concat(wsFrame(false, 1, [4]byte{1}, placeholder[:10]),
+			wsFrame(true, 9, [4]byte{2}, placeholder[10:]), wsFrame(true, 0, [4]byte{3}, "end")), nil},
 		{"compressed", append([]byte{0xc1}, wsFrame(true, 1, [4]byte{}, "zz")[1:]...), errWSExtension},
+		{"reserved data opcode", wsFrame(true, 3, [4]byte{}, "zz"), errWSExtension},
+		{"reserved control opcode", wsFrame(true, 0xb, [4]byte{}, "zz"), errWSExtension},
+		{"fragmented ping", wsFrame(false, 9, [4]byte{}, "zz"), errWSControl},
+		{"long ping", wsFrame(true, 9, [4]byte{}, strings.Repeat("l", 126)), errWSControl},
 	} {
 		for _, piece := range []int{1, 3, 1 << 20} {
 			var trips int
@@ -209,8 +222,8 @@ func TestWSScan(t *testing.T) {
 			var hit *tripwireError
 			switch {
 			case tc.want == nil && err != nil,
-				tc.want == errWSExtension && err != errWSExtension,
-				tc.want != nil && tc.want != errWSExtension && (!errors.As(err, &hit) || hit.secret != "api" || trips != 1):
+				(tc.want == errWSExtension || tc.want == errWSControl) && err != tc.want,
+				tc.want != nil && tc.want != errWSExtension && tc.want != errWSControl && (!errors.As(err, &hit) || hit.secret != "api" || trips != 1):
 				t.Errorf("%s in pieces of %d: %v (%d trips), want %v", tc.name, piece, err, trips, tc.want)
 			}
 			if err != nil && w.scan([]byte("more")) != err {
