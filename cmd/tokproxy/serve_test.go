@@ -514,7 +514,8 @@ func TestServeReopensAuditLog(t *testing.T) {
 
 // Allowed requests' audit records are held up to --audit-batch and
 // written with the first record that may not wait (here a denial), in
-// order; a clean stop writes what is held.
+// order; a SIGHUP (which may reopen the file) and a clean stop write
+// what is held.
 func TestServeAuditBatch(t *testing.T) {
 	f := newE2EFiles(t)
 	replaceFile(t, f.policy, f.policyText(denyBlocked))
@@ -542,7 +543,7 @@ func TestServeAuditBatch(t *testing.T) {
 	if st, _, _ := get(t, c, f.up.url("/first")); st != http.StatusOK {
 		t.Fatalf("allowed request: %d", st)
 	}
-	time.Sleep(100 * time.Millisecond) // the record is written just after the response, if at all
+	time.Sleep(300 * time.Millisecond) // the record is written just after the response, if at all
 	if got := paths(); len(got) != 0 {
 		t.Fatalf("allowed records written before the batch ended: %q", got)
 	}
@@ -554,6 +555,17 @@ func TestServeAuditBatch(t *testing.T) {
 	if got := paths(); !slices.Equal(got, want) {
 		t.Fatalf("after a denial, the audit log holds %q, want %q", got, want)
 	}
+	if st, _, _ := get(t, c, f.up.url("/held")); st != http.StatusOK {
+		t.Fatalf("allowed request: %d", st)
+	}
+	// The record is held just after the response: SIGHUP until it is
+	// written (with a window of 50s, nothing else writes it).
+	want = append(want, "allow GET /held")
+	waitFor(t, "the held record written at SIGHUP", func() bool {
+		d.signal(syscall.SIGHUP)
+		time.Sleep(20 * time.Millisecond)
+		return slices.Equal(paths(), want)
+	})
 	if st, _, _ := get(t, c, f.up.url("/last")); st != http.StatusOK {
 		t.Fatalf("allowed request: %d", st)
 	}
