@@ -32,6 +32,30 @@ type target struct {
 	// readDeadline, if not nil, sets the client connection's read
 	// deadline (inside tunnels), to bound how long a body may trickle.
 	readDeadline func(time.Time) error
+	// decided, if not nil, keeps the last decision (a tunnel's: its
+	// scheme, host and port are fixed).
+	decided *lastDecision
+}
+
+// lastDecision is a policy's decision for a method and a raw path. A
+// client mostly repeats its requests; deciding is a pure function of the
+// policy and the request, so a repeated one is decided as before.
+type lastDecision struct {
+	pol          *policy.Policy
+	method, path string
+	d            policy.Decision
+}
+
+// decide decides r with pol, as it did last time for the same request.
+func (t target) decide(pol *policy.Policy, method, rawPath string) policy.Decision {
+	if c := t.decided; c != nil && c.pol == pol && c.method == method && c.path == rawPath {
+		return c.d
+	}
+	d := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: method, Path: rawPath})
+	if t.decided != nil {
+		*t.decided = lastDecision{pol: pol, method: method, path: rawPath, d: d}
+	}
+	return d
 }
 
 // hook returns t.cancel, or a hook that the end of r's context cancels.
@@ -73,7 +97,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		return s.refuse(r, t, ReasonBadRequest, "", "request target must be a path or an absolute URL")
 	}
 	pol := s.cfg.Policy()
-	d := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: r.Method, Path: rawPath})
+	d := t.decide(pol, r.Method, rawPath)
 	if d.Allow {
 		d = checkMethodOverride(pol, r, t, rawPath, d)
 	}

@@ -79,6 +79,11 @@ type tunnelConn struct {
 	cancel       cancelHook
 	watch        *time.Timer
 	watchDone    chan struct{}
+
+	// Used by the serving goroutine only.
+	decided lastDecision
+	okHost  string // the last Host that passed checkHost, if hostOK
+	hostOK  bool
 }
 
 // tunnelReader is what a tunnel's bufio.Reader reads: the TLS connection,
@@ -250,7 +255,21 @@ func (c *tunnelConn) readRequest() (*http.Request, policy.Reason, string) {
 }
 
 func (c *tunnelConn) target() target {
-	return target{scheme: "https", host: c.t.host, port: c.t.port, client: c.t.client}
+	return target{scheme: "https", host: c.t.host, port: c.t.port, client: c.t.client, decided: &c.decided}
+}
+
+// checkHost is checkTunnelHost, remembering the Host value that passed:
+// the TLS server name is the handshake's, and clients send the same Host
+// on every request.
+func (c *tunnelConn) checkHost(req *http.Request) string {
+	if c.hostOK && req.Host == c.okHost && req.URL.Host == "" && req.TLS == c.tls {
+		return ""
+	}
+	why := c.s.checkTunnelHost(req, c.t)
+	if why == "" && req.URL.Host == "" && req.TLS == c.tls {
+		c.okHost, c.hostOK = req.Host, true
+	}
+	return why
 }
 
 // exchange answers one request and reports whether the connection can
@@ -261,7 +280,7 @@ func (c *tunnelConn) exchange(req *http.Request) bool {
 	c.mu.Unlock()
 	var resp *http.Response
 	t := c.target()
-	if why := c.s.checkTunnelHost(req, c.t); why != "" {
+	if why := c.checkHost(req); why != "" {
 		resp = c.s.refuse(req, t, ReasonHostMismatch, "", why)
 	} else {
 		c.mu.Lock()

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/policy"
 )
 
 // readResponse reads one response from a tunnel and its whole body.
@@ -260,5 +263,66 @@ func TestTunnelLifetimeEndsExchange(t *testing.T) {
 	time.Sleep(time.Second)
 	if err := h.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("the exchange outlived its tunnel's lifetime: Shutdown: %v", err)
+	}
+}
+
+// A tunnel remembers only what passed: a later request with another Host
+// or authority is still refused (421), and a decision made under one
+// policy is not reused under the next.
+func TestTunnelRemembersOnlyWhatPassed(t *testing.T) {
+	pols := map[string]*policy.Policy{}
+	var cur atomic.Pointer[policy.Policy]
+	h := newHarness(t, basicPolicy, nil, func(h *harness, c *Config) {
+		for name, extra := range map[string]string{"open": "", "closed": "\n  - name: no-x\n    host: api.example.com\n    paths: [\"/v1/x\"]\n"} {
+			p, err := policy.Parse(name+".yaml", []byte(strings.ReplaceAll(basicPolicy, "SEALED", h.sealed)+extra), policy.Options{Keys: testKeys(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pols[name] = p
+		}
+		cur.Store(pols["open"])
+		c.Policy = cur.Load
+	})
+	tc := h.tunnel(t, "api.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(tc)
+	send := func(req string) (int, string) {
+		t.Helper()
+		io.WriteString(tc, req)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Tokrun-Reason")
+	}
+	for _, tt := range []struct {
+		req    string
+		pol    string
+		status int
+		reason string
+	}{
+		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 200, ""},
+		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "closed", 403, "denied_by_rule"},
+		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 200, ""},
+		{"GET https://open.example.com/v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 421, "host_mismatch"},
+	} {
+		cur.Store(pols[tt.pol])
+		if status, reason := send(tt.req); status != tt.status || reason != tt.reason {
+			t.Fatalf("%q under %s: %d %q, want %d %q", tt.req, tt.pol, status, reason, tt.status, tt.reason)
+		}
+	}
+	// Another Host on a tunnel whose last request passed.
+	tc2 := h.tunnel(t, "api.example.com")
+	defer tc2.Close()
+	tc2.SetDeadline(time.Now().Add(20 * time.Second))
+	tc, br = tc2, bufio.NewReader(tc2)
+	if status, _ := send("GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n"); status != 200 {
+		t.Fatalf("first request: %d", status)
+	}
+	if status, reason := send("GET /v1/x HTTP/1.1\r\nHost: open.example.com\r\n\r\n"); status != 421 || reason != "host_mismatch" {
+		t.Fatalf("another Host after one that passed: %d %q", status, reason)
 	}
 }
