@@ -78,6 +78,25 @@ type Decision struct {
 
 	// hostOnly marks a decision of DecideHost, which a Learner ignores.
 	hostOnly bool
+	// The time counts only through the expiry of the secrets a decision
+	// checked: timed says it did, lasts until when the same request gets
+	// the same decision (zero: for ever), once that it may not be reused.
+	timed, once bool
+	lasts       time.Time
+}
+
+// Holds reports whether Decide would return d, a decision of p, again now
+// for the same request. A decision depends on the time only through the
+// expiry of the secrets it checked: one that allowed them holds until the
+// first of them expires; one that refused a secret is not reused.
+func (p *Policy) Holds(d *Decision) bool {
+	switch {
+	case !d.timed || d.lasts.IsZero() && !d.once:
+		return true
+	case d.once:
+		return false
+	}
+	return !p.clock().After(d.lasts)
 }
 
 // Policy is a validated, immutable policy. It is safe for concurrent use.
@@ -369,7 +388,9 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 		if s == nil { // Parse refuses such a policy; never inject less than the rule says
 			return d.deny(SecretNotBound, "rule %s injects secret %s, which the policy could not open", r.Name, name)
 		}
+		d.timed = true
 		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
+			d.once = true
 			if p.learn {
 				return learnAllow(d.deny(SecretNotBound, "rule %s matches, but %s", r.Name, bindingText(err)), c.explain())
 			}
@@ -380,6 +401,9 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 			d.Inject = nil
 			d.Explanation = fmt.Sprintf("rule %s matches, but %s", r.Name, bindingText(err))
 			return d
+		}
+		if na := s.Sealed.NotAfter(); !na.IsZero() && (d.lasts.IsZero() || na.Before(d.lasts)) {
+			d.lasts = na
 		}
 		if p.learn {
 			continue

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecide(t *testing.T) {
@@ -346,5 +347,59 @@ func TestDenyMatchesTrailingSpaces(t *testing.T) {
 	}
 	if d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: "/v1/admin%20x"}); !d.Allow {
 		t.Errorf("/v1/admin%%20x denied by %s", d.Rule)
+	}
+}
+
+// A decision holds while Decide would return it again for the same
+// request: for ever without secrets or with secrets that never expire,
+// until the first secret checked expires, and never for a refusal of a
+// secret (in learn mode too).
+func TestDecisionHolds(t *testing.T) {
+	expiry := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // expired.yaml's secret
+	now := expiry.Add(-time.Hour)
+	opts := testOptions(t)
+	opts.Now = func() time.Time { return now }
+	p, err := Load(filepath.Join(policyDir, "good", "expired.yaml"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: "/"}
+	d := p.Decide(req)
+	if !d.Allow || len(d.Inject) != 1 {
+		t.Fatalf("before the expiry: %+v", d)
+	}
+	for _, tt := range []struct {
+		at   time.Time
+		want bool
+	}{{expiry.Add(-time.Minute), true}, {expiry, true}, {expiry.Add(time.Nanosecond), false}} {
+		now = tt.at
+		if got := p.Holds(&d); got != tt.want {
+			t.Errorf("at %s: Holds %v, want %v", tt.at, got, tt.want)
+		}
+		if again := p.Decide(req); again.Allow != tt.want {
+			t.Errorf("at %s: Decide allows: %v; Holds must agree", tt.at, again.Allow)
+		}
+	}
+	refused := p.Decide(req)
+	if refused.Reason != SecretExpired || p.Holds(&refused) {
+		t.Errorf("an expired secret's refusal: %+v, holds %v", refused, p.Holds(&refused))
+	}
+	opts.Learn = true
+	lp, err := Load(filepath.Join(policyDir, "good", "expired.yaml"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lp.Decide(req); d.Rule != LearnRule || lp.Holds(&d) {
+		t.Errorf("learn mode, an expired secret: %+v, holds %v", d, lp.Holds(&d))
+	}
+
+	full := mustLoad(t, filepath.Join(policyDir, "good", "full.yaml"))
+	for _, r := range []Request{
+		{Scheme: "https", Host: "api.openai.com", Method: "POST", Path: "/v1/chat/completions"}, // a secret without expiry
+		{Scheme: "https", Host: "api.github.com", Method: "GET", Path: "/"},                     // denied, no secret checked
+	} {
+		if d := full.Decide(r); !full.Holds(&d) {
+			t.Errorf("%+v: %+v does not hold", r, d)
+		}
 	}
 }

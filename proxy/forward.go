@@ -38,8 +38,10 @@ type target struct {
 }
 
 // lastDecision is a policy's decision for a method and a raw path. A
-// client mostly repeats its requests; deciding is a pure function of the
-// policy and the request, so a repeated one is decided as before.
+// client mostly repeats its requests, and a repeated one is decided as
+// before while the decision holds (Policy.Holds: the decision depends on
+// the time through its secrets' expiry, and otherwise only on the policy
+// and the request).
 type lastDecision struct {
 	pol          *policy.Policy
 	method, path string
@@ -48,7 +50,7 @@ type lastDecision struct {
 
 // decide decides r with pol, as it did last time for the same request.
 func (t target) decide(pol *policy.Policy, method, rawPath string) policy.Decision {
-	if c := t.decided; c != nil && c.pol == pol && c.method == method && c.path == rawPath {
+	if c := t.decided; c != nil && c.pol == pol && c.method == method && c.path == rawPath && pol.Holds(&c.d) {
 		return c.d
 	}
 	d := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: method, Path: rawPath})
@@ -298,9 +300,10 @@ func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath 
 }
 
 // queryOverrides returns the values of the method-override parameter in
-// a raw query, its name decoded as frameworks decode it (PHP's included,
-// see phpName), with "&" and ";" both taken as separators (as older ones
-// do). A value that cannot be decoded is returned as it is.
+// a raw query, with "&" and ";" both taken as separators (as older
+// frameworks do). Names and values are decoded leniently, as PHP and
+// Express do (an invalid escape stays as it is), and names then as PHP
+// registers them (see phpName).
 func queryOverrides(raw string) []string {
 	if !strings.Contains(raw, "method") && !strings.Contains(raw, "%") {
 		return nil // the name cannot be there, not even encoded
@@ -308,15 +311,46 @@ func queryOverrides(raw string) []string {
 	var out []string
 	for _, pair := range strings.FieldsFunc(raw, func(c rune) bool { return c == '&' || c == ';' }) {
 		k, v, _ := strings.Cut(pair, "=")
-		if name, err := url.QueryUnescape(k); err != nil || phpName(name) != methodOverrideParam {
-			continue // a name that cannot be decoded is nobody's _method
+		if phpName(lenientUnescape(k)) == methodOverrideParam {
+			out = append(out, lenientUnescape(v))
 		}
-		if dv, err := url.QueryUnescape(v); err == nil {
-			v = dv
-		}
-		out = append(out, v)
 	}
 	return out
+}
+
+// lenientUnescape decodes a query component: "+" is a space, a valid
+// %XX escape its byte, and anything else stays as it is.
+func lenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // phpName is a parameter name as PHP registers it (Laravel and Symfony

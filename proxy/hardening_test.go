@@ -624,6 +624,19 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 	}
 }
 
+// Query components are decoded as PHP and Express decode them: an
+// invalid escape stays as it is.
+func TestLenientUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "_method": "_method", "%5Fmethod": "_method", "%5f%6D": "_m", "a+b": "a b", "%41%2": "A%2",
+		"%": "%", "%4": "%4", "%zz": "%zz", "%%41": "%A", "x%00y": "x\x00y",
+	} {
+		if got := lenientUnescape(in); got != want {
+			t.Errorf("lenientUnescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // The _method query parameter (Laravel, Symfony, Spring, Express) is
 // judged as the method it names, however its name is encoded and with
 // either separator.
@@ -646,10 +659,12 @@ func TestMethodOverrideParamIsDecidedToo(t *testing.T) {
 		{"%5Fmethod=DELETE", 403},
 		{"%5f%6Dethod=DELETE", 403},
 		{"_method=GET&_method=DELETE", 403},
-		{".method=DELETE", 403},     // PHP: "." becomes "_"
-		{"+_method=DELETE", 403},    // PHP: leading spaces dropped
-		{"%20.method=DELETE", 403},  // both
-		{"_method%00x=DELETE", 403}, // PHP: the name ends at NUL
+		{".method=DELETE", 403},       // PHP: "." becomes "_"
+		{"+_method=DELETE", 403},      // PHP: leading spaces dropped
+		{"%20.method=DELETE", 403},    // both
+		{"_method%00x=DELETE", 403},   // PHP: the name ends at NUL
+		{"_method%00%zz=DELETE", 403}, // PHP keeps an invalid escape, then cuts at NUL
+		{"_method%00%=DELETE", 403},
 		{"_method=get", 200},
 		{"_method=&_method", 200}, // empty: no framework overrides
 		{"x_method=DELETE&_methods=DELETE&_meth.od=DELETE", 200},

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/sealing"
 )
 
 // readResponse reads one response from a tunnel and its whole body.
@@ -324,5 +326,53 @@ func TestTunnelRemembersOnlyWhatPassed(t *testing.T) {
 	}
 	if status, reason := send("GET /v1/x HTTP/1.1\r\nHost: open.example.com\r\n\r\n"); status != 421 || reason != "host_mismatch" {
 		t.Fatalf("another Host after one that passed: %d %q", status, reason)
+	}
+}
+
+// A tunnel's repeated request is not allowed from its last decision once
+// the secret that decision injected has expired.
+func TestTunnelDecisionEndsWithItsSecret(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	expiry := time.Unix(0, now.Load()).Add(time.Hour).Truncate(time.Second) // sealed to the second
+	h := newHarness(t, basicPolicy, nil, func(h *harness, c *Config) {
+		keys := testKeys(t)
+		sealed, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+			Name: "api", Hosts: []string{"api.example.com"}, Header: "Authorization", Format: "Bearer {}", NotAfter: expiry,
+		}, testSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := policy.Parse("expiring.yaml", []byte(strings.ReplaceAll(basicPolicy, "SEALED", sealed)),
+			policy.Options{Keys: keys, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Policy = func() *policy.Policy { return p }
+	})
+	tc := h.tunnel(t, "api.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(tc)
+	for _, tt := range []struct {
+		at     time.Time
+		status int
+		reason string
+	}{
+		{expiry.Add(-time.Minute), 200, ""},
+		{expiry, 200, ""},
+		{expiry.Add(time.Second), 403, "secret_expired"},
+	} {
+		now.Store(tt.at.UnixNano())
+		io.WriteString(tc, "GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("X-Tokrun-Reason") != tt.reason {
+			t.Fatalf("at %s: %d %q, want %d %q", tt.at, resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"), tt.status, tt.reason)
+		}
 	}
 }

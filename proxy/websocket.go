@@ -10,10 +10,11 @@ import (
 // wsScan follows the frames a WebSocket client sends after the upgrade,
 // unmasks their payloads and watches them for the placeholders of secrets
 // foreign to the host, as a request body is watched: the frame bytes that
-// would complete a placeholder are never passed on. Data frames are
-// watched as one stream, so a placeholder split across frames or
-// fragments is caught too; a control frame, which may come between the
-// fragments of a message and is not part of it, is watched on its own.
+// would complete a placeholder are never passed on. Payloads are watched
+// as three streams, so that a placeholder split across frames is caught
+// however the receiver joins them: the data frames' (a message's
+// fragments, between which control frames may come), the control
+// frames', and all of them in the order sent.
 // Compressed frames could hide a placeholder: the proxy removes the
 // client's extension offer from the handshake, and a frame that uses an
 // extension anyway (RSV bits set, a reserved opcode) ends the relay, as
@@ -21,7 +22,8 @@ import (
 type wsScan struct {
 	dets []tripDetector
 	ws   []*scrub.Watcher // over the data frames' payloads
-	cws  []*scrub.Watcher // over the current control frame's payload
+	cws  []*scrub.Watcher // over the control frames' payloads
+	aws  []*scrub.Watcher // over all payloads
 	// onTrip reports a placeholder found; it runs once.
 	onTrip func(*tripwireError)
 
@@ -46,6 +48,7 @@ func newWSScan(dets []tripDetector, onTrip func(*tripwireError)) *wsScan {
 	for _, d := range dets {
 		w.ws = append(w.ws, d.d.Watcher())
 		w.cws = append(w.cws, d.d.Watcher())
+		w.aws = append(w.aws, d.d.Watcher())
 	}
 	return w
 }
@@ -105,11 +108,6 @@ func (w *wsScan) frameStart() error {
 		return errWSControl
 	}
 	w.ctl = op >= 8
-	if w.ctl {
-		for _, c := range w.cws {
-			c.Reset()
-		}
-	}
 	return nil
 }
 
@@ -143,8 +141,8 @@ func (w *wsScan) payload(p []byte) error {
 	if w.ctl {
 		watchers = w.cws
 	}
-	for i, wt := range watchers {
-		if wt.Seen(data) {
+	for i := range w.dets {
+		if watchers[i].Seen(data) || w.aws[i].Seen(data) {
 			hit := &tripwireError{secret: w.dets[i].secret, where: "websocket"}
 			w.onTrip(hit)
 			return hit

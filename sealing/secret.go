@@ -39,6 +39,10 @@ func (s *Secret) Name() string { return s.c.b.Name }
 // KeyID returns the id of the key the secret was sealed to.
 func (s *Secret) KeyID() KeyID { return s.keyID }
 
+// NotAfter returns when the secret stops being usable, or the zero time
+// if it does not expire.
+func (s *Secret) NotAfter() time.Time { return s.c.b.NotAfter }
+
 // Binding returns a copy of the sealed binding, in canonical form.
 func (s *Secret) Binding() Binding {
 	b := s.c.b

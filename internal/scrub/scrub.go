@@ -196,9 +196,6 @@ type Watcher struct {
 // Watcher returns a Watcher for s's secrets at the start of a stream.
 func (s *Scrubber) Watcher() *Watcher { return &Watcher{a: s.m.a} }
 
-// Reset starts the Watcher over, as at the start of a stream.
-func (w *Watcher) Reset() { w.st = 0 }
-
 // Seen feeds p, the stream's next bytes, and reports whether a form ends
 // within it (it may have begun in earlier pieces). After true, the next
 // call goes on from the end of that form.
