@@ -174,3 +174,30 @@ func TestServeFlags(t *testing.T) {
 		t.Fatalf("serveFlags = %v, want %v", got, want)
 	}
 }
+
+// With --proxy, a daemon whose process tokrun cannot see (here: tokrun
+// runs in a PID namespace of its own) cannot have its files checked:
+// tokrun says so, and runs.
+func TestExternalProxyUnseenDaemonWarns(t *testing.T) {
+	w := newWorld(t)
+	if os.Geteuid() != 0 {
+		t.Skip("a PID namespace of the test's own needs root")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare (util-linux) is not installed")
+	}
+	sock, ca := startTokproxy(t, w, t.TempDir(), w.policy, w.keyFile)
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", tokrunBin,
+		"--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", ca, "--", "/bin/echo", "ran")
+	cmd.Dir = w.project
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/root"}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "ran\n" {
+		t.Fatalf("run: %v\nstdout %q\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "cannot see the tokproxy daemon's command line") {
+		t.Fatalf("no warning that the daemon's files could not be checked:\n%s", stderr.String())
+	}
+}
