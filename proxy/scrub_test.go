@@ -315,15 +315,7 @@ func TestBodilessResponsesWithSecret(t *testing.T) {
 // in turn, and each counts its own replacements.
 func TestSeveralSecretsScrubbedWhole(t *testing.T) {
 	const other = "other-SECRET-9876543210fedcba"
-	keys := testKeys(t)
-	sealed, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
-		Name: "other", Hosts: []string{"api.example.com"}, Header: "X-Other-Key", Format: "{}",
-	}, other, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := strings.Replace(basicPolicy, "secrets:\n", "secrets:\n  other:\n    sealed: "+sealed+"\n", 1)
-	pol = strings.Replace(pol, "inject: [api]", "inject: [api, other]", 1)
+	pol := withSecondSecret(t, other)
 	h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api, oth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), r.Header.Get("X-Other-Key")
 		body := "a=" + api + " b=" + base64.StdEncoding.EncodeToString([]byte(oth)) + " c=" + oth + " d=" + hex.EncodeToString([]byte(api)) + "."
@@ -468,15 +460,7 @@ func TestBodyBufSizes(t *testing.T) {
 // it up first and leave the rest to the client.
 func TestNestedSecretsAreScrubbedWhole(t *testing.T) {
 	other := testSecret + "-TAIL-of-the-second-secret"
-	keys := testKeys(t)
-	sealed, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
-		Name: "other", Hosts: []string{"api.example.com"}, Header: "X-Other-Key", Format: "{}",
-	}, other, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := strings.Replace(basicPolicy, "secrets:\n", "secrets:\n  other:\n    sealed: "+sealed+"\n", 1)
-	pol = strings.Replace(pol, "inject: [api]", "inject: [api, other]", 1)
+	pol := withSecondSecret(t, other)
 	for _, whole := range []bool{true, false} {
 		h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body := "echo=" + r.Header.Get("X-Other-Key") + " hex=" + hex.EncodeToString([]byte(r.Header.Get("X-Other-Key"))) + "."
@@ -511,4 +495,19 @@ func TestHeadWithSecretKeepsContentLength(t *testing.T) {
 	if resp.StatusCode != 200 || resp.ContentLength != 5000 || resp.Header.Get("Content-Length") != "5000" {
 		t.Fatalf("status %d, ContentLength %d, header %q; want 5000", resp.StatusCode, resp.ContentLength, resp.Header.Get("Content-Length"))
 	}
+}
+
+// withSecondSecret is basicPolicy with a second secret, "other" (value
+// other, header X-Other-Key, bound to api.example.com), injected by rule
+// api with api.
+func withSecondSecret(t *testing.T, other string) string {
+	t.Helper()
+	sealed, err := sealing.Seal(rand.Reader, testKeys(t).PublicKeys()[0], sealing.Binding{
+		Name: "other", Hosts: []string{"api.example.com"}, Header: "X-Other-Key", Format: "{}",
+	}, other, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := strings.Replace(basicPolicy, "secrets:\n", "secrets:\n  other:\n    sealed: "+sealed+"\n", 1)
+	return strings.Replace(pol, "inject: [api]", "inject: [api, other]", 1)
 }
