@@ -6,12 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tokrun/tokrun/internal/atomicfile"
 )
 
 // The history of runs records, in the state directory, when each run's
@@ -28,26 +34,54 @@ const (
 	historyMax  = 1 << 20 // bytes; beyond this the oldest half is dropped
 )
 
-// historyPath is where the history of runs is kept. With a state
-// directory given, it is there. Otherwise it must outlive the default
-// state directory, which is a tmpfs (/run) or goes at logout
-// ($XDG_RUNTIME_DIR): /var/lib/tokrun for root, $XDG_STATE_HOME/tokrun
-// (~/.local/state/tokrun) for others, rootless runs included (root of
-// their user namespace only). "" means the state directory's.
-func historyPath(stateDir string, root bool, getenv func(string) string) string {
-	if stateDir != "" {
-		return ""
-	}
-	if root {
+// historyPath is where the history of runs is kept, whatever the state
+// directory (a run with --state-dir is recorded where every later check
+// reads): a place that outlives the default state directory, which is a
+// tmpfs (/run) or goes at logout ($XDG_RUNTIME_DIR). That is
+// /var/lib/tokrun for root, and ~/.local/state/tokrun for others,
+// rootless runs included (root of their user namespace only), with home
+// the user's home directory from the user database, so that every shell
+// of the user, whatever its environment, finds the same history. "" means
+// there is no such place: the state directory's history is used.
+func historyPath(root bool, home string) string {
+	switch {
+	case root:
 		return filepath.Join("/var/lib/tokrun", historyFile)
-	}
-	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "tokrun", historyFile)
-	}
-	if h := getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Join(h, ".local", "state", "tokrun", historyFile)
+	case filepath.IsAbs(home):
+		return filepath.Join(home, ".local", "state", "tokrun", historyFile)
 	}
 	return ""
+}
+
+// persistentHistory is historyPath for this process: its user's home
+// directory from the user database, when that is a directory (service
+// users such as nobody have none), else $HOME. Inside tokrun's user
+// namespace the user is the one mapped to its root.
+func persistentHistory() string {
+	home := os.Getenv("HOME")
+	if u, err := user.LookupId(strconv.Itoa(outerUID())); err == nil && u.HomeDir != "" {
+		if fi, err := os.Stat(u.HomeDir); err == nil && fi.IsDir() {
+			home = u.HomeDir
+		}
+	}
+	return historyPath(realRoot(), home)
+}
+
+// outerUID is this process's user ID outside its user namespace (from
+// /proc/self/uid_map; the ID itself if that cannot be read).
+func outerUID() int {
+	uid := os.Getuid()
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return uid
+	}
+	for line := range strings.Lines(string(b)) {
+		var in, out, n int
+		if _, err := fmt.Sscan(line, &in, &out, &n); err == nil && uid >= in && uid < in+n {
+			return out + uid - in
+		}
+	}
+	return uid
 }
 
 type historyRecord struct {
@@ -164,7 +198,8 @@ func (w *Window) finished(here host, now time.Time) (time.Time, bool) {
 		}
 		return time.Time{}, false
 	}
-	if w.pid > 0 && w.pidns != "" && w.pidns == here.pidns {
+	// A start time not read at the start leaves the process unknown.
+	if w.pid > 0 && w.pidStart != 0 && w.pidns != "" && w.pidns == here.pidns {
 		if start, err := processStart(w.pid); err != nil || start != w.pidStart {
 			return now, true
 		}
@@ -185,26 +220,45 @@ func thisHost() host {
 	return h
 }
 
-func (st state) appendHistory(r historyRecord) {
+// appendHistory adds a record to the history of runs. Runs append and
+// trim it at once: a lock file next to it (the history itself is replaced
+// when trimmed) keeps a record from being lost between a trim's read and
+// its rename.
+func (st state) appendHistory(r historyRecord) error {
 	path := st.history
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN) //nolint:errcheck // closing releases it too
 	if info, err := os.Stat(path); err == nil && info.Size() > historyMax {
-		st.trimHistory(path)
+		if err := trimHistory(path); err != nil {
+			return err
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return
+		return err
 	}
-	defer f.Close()
 	b, _ := json.Marshal(r)
-	f.Write(append(b, '\n'))
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // trimHistory drops the older half of the history, but for the start of
-// a run that has not ended: its window is still open.
-func (st state) trimHistory(path string) {
+// a run that has not ended: its window is still open. The caller holds
+// the history's lock.
+func trimHistory(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return
+		return err
 	}
 	cut := len(b) / 2
 	if i := bytes.IndexByte(b[cut:], '\n'); i >= 0 {
@@ -224,10 +278,10 @@ func (st state) trimHistory(path string) {
 			kept = append(kept, line...)
 		}
 	}
-	tmp := path + ".tmp"
-	if os.WriteFile(tmp, append(kept, b[cut:]...), 0o600) == nil {
-		os.Rename(tmp, path)
-	}
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(append(kept, b[cut:]...))
+		return err
+	})
 }
 
 // windows reads the history: one window per run, open-ended (until now)
@@ -309,7 +363,7 @@ func ChangedDuringRun(stateDir, path string) (*Change, error) {
 	// The persistent history, whatever the state directory: reading more
 	// history only refuses more.
 	var files []string
-	if p := historyPath("", realRoot(), os.Getenv); p != "" {
+	if p := persistentHistory(); p != "" {
 		files = append(files, p)
 	}
 	if stateDir == "" {

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -347,24 +350,22 @@ func TestChangedDuringRunOnTheWay(t *testing.T) {
 	}
 }
 
-// Without a state directory given, the history of runs is kept where it
-// outlives the default one (a tmpfs, or gone at logout).
+// The history of runs is kept where it outlives the default state
+// directory (a tmpfs, or gone at logout), with or without --state-dir.
 func TestHistoryPath(t *testing.T) {
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	for _, tt := range []struct {
-		stateDir string
-		root     bool
-		env      map[string]string
-		want     string
+		root bool
+		home string
+		want string
 	}{
-		{"/x/state", true, nil, ""},
-		{"", true, map[string]string{"XDG_STATE_HOME": "/h/.st"}, "/var/lib/tokrun/history.jsonl"},
-		{"", false, map[string]string{"XDG_STATE_HOME": "/h/.st", "HOME": "/h"}, "/h/.st/tokrun/history.jsonl"},
-		{"", false, map[string]string{"XDG_STATE_HOME": "rel", "HOME": "/h"}, "/h/.local/state/tokrun/history.jsonl"},
-		{"", false, nil, ""},
+		{true, "/root", "/var/lib/tokrun/history.jsonl"},
+		{true, "", "/var/lib/tokrun/history.jsonl"},
+		{false, "/h", "/h/.local/state/tokrun/history.jsonl"},
+		{false, "rel", ""},
+		{false, "", ""},
 	} {
-		if got := historyPath(tt.stateDir, tt.root, env(tt.env)); got != tt.want {
-			t.Errorf("historyPath(%q, %v, %v) = %q, want %q", tt.stateDir, tt.root, tt.env, got, tt.want)
+		if got := historyPath(tt.root, tt.home); got != tt.want {
+			t.Errorf("historyPath(%v, %q) = %q, want %q", tt.root, tt.home, got, tt.want)
 		}
 	}
 }
@@ -441,6 +442,9 @@ func TestWindowOfAFinishedRunCloses(t *testing.T) {
 	st.appendHistory(historyRecord{ID: "killed", Places: []string{project}, Start: hour, Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: dead.Process.Pid, PIDStart: 1})
 	live := startRecord("live", []string{t.TempDir()})
 	st.appendHistory(live)
+	// A run whose process start time was not known: its process cannot be
+	// told from another with the same ID, so its window stays open.
+	st.appendHistory(historyRecord{ID: "unknown-start", Places: []string{t.TempDir()}, Start: hour, Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: dead.Process.Pid})
 
 	// The killed run's end is found now: the file, written before, may be
 	// its plant.
@@ -462,9 +466,9 @@ func TestWindowOfAFinishedRunCloses(t *testing.T) {
 			if w.End.After(time.Now()) || w.foundFinished {
 				t.Errorf("the killed run's end was not recorded: %+v", w)
 			}
-		case "live":
+		case "live", "unknown-start":
 			if w.End.Before(time.Now().Add(59 * time.Minute)) {
-				t.Errorf("a live run's window closed: %+v", w)
+				t.Errorf("%s: the window closed: %+v", w.ID, w)
 			}
 		}
 	}
@@ -572,5 +576,65 @@ func TestStartRecord(t *testing.T) {
 	}
 	if _, err := processStart(1 << 30); err == nil {
 		t.Error("a process that cannot exist has a start time")
+	}
+}
+
+// Every run is recorded in the persistent history, with or without a
+// state directory of its own, and a run whose start cannot be recorded
+// does not start.
+func TestRunsAreRecordedWhereChecksRead(t *testing.T) {
+	p := persistentHistory()
+	if p == "" {
+		t.Skip("no home directory for a persistent history")
+	}
+	st, err := openState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.history != p {
+		t.Fatalf("a run with a state directory records in %s, want the persistent history %s", st.history, p)
+	}
+	dir := t.TempDir()
+	s := &Sandbox{id: "no-history", st: state{dir: dir, history: dir}} // a directory: no record can be appended
+	if err := s.recordStart(); err == nil || s.started {
+		t.Fatalf("recordStart into a directory: %v, started %v", err, s.started)
+	}
+}
+
+// Runs that append to the history while it is trimmed lose no record.
+func TestHistoryAppendsDuringTrim(t *testing.T) {
+	dir := t.TempDir()
+	st := state{dir: dir, history: filepath.Join(dir, historyFile)}
+	line, _ := json.Marshal(historyRecord{ID: "old", Places: []string{"/p/" + strings.Repeat("x", 300)}, Start: time.Now().Add(-time.Hour), End: time.Now().Add(-time.Hour)})
+	// Over the limit: the first append trims.
+	if err := os.WriteFile(st.history, bytes.Repeat(append(line, '\n'), historyMax/len(line)+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				if err := st.appendHistory(historyRecord{ID: fmt.Sprintf("g%d-%d", g, i), Start: time.Now()}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(st.history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(b)) > historyMax {
+		t.Fatalf("the history was not trimmed: %d bytes", len(b))
+	}
+	for g := range 8 {
+		for i := range 40 {
+			if !bytes.Contains(b, []byte(fmt.Sprintf(`"id":"g%d-%d"`, g, i))) {
+				t.Fatalf("record g%d-%d lost", g, i)
+			}
+		}
 	}
 }

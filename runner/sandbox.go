@@ -112,7 +112,7 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	// The history of runs must not be writable inside either: the command
 	// could erase its own run from it before planting a policy.
-	if h := historyPath("", realRoot(), os.Getenv); h != "" { // read by every check, whatever the state directory
+	if h := persistentHistory(); h != "" { // read by every check, whatever the state directory
 		if inside, through, err := exposure(existingAncestor(filepath.Dir(h)), userMounts, true); err != nil || inside != "" {
 			if err != nil {
 				return nil, err
@@ -251,7 +251,11 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 		return ExitFailure, err
 	}
 	defer std.close()
-	s.recordStart()
+	// Without its start in the history, what the command plants could
+	// pass for the user's own next time: no record, no run.
+	if err := s.recordStart(); err != nil {
+		return ExitFailure, fmt.Errorf("recording the run in the history of runs %s: %w", s.st.history, err)
+	}
 	defer s.recordEnd()
 	c, err := createContainer(s.conf, s.id, s.spec, s.runDir, std.consoleSocket, std.in, std.out, std.err)
 	if err != nil {
@@ -319,23 +323,28 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 
 // recordStart writes the start of the window in which the command can
 // write to the host, with where it can write.
-func (s *Sandbox) recordStart() {
+func (s *Sandbox) recordStart() error {
 	places := []string{s.cfg.Dir}
 	for _, m := range s.cfg.Mounts {
 		if !m.ReadOnly {
 			places = append(places, m.Source)
 		}
 	}
+	if err := s.st.appendHistory(startRecord(s.id, places)); err != nil {
+		return err
+	}
 	s.started = true
-	s.st.appendHistory(startRecord(s.id, places))
+	return nil
 }
 
-// recordEnd closes the window once the command can no longer write.
+// recordEnd closes the window once the command can no longer write. If
+// the end cannot be written, the window stays open, which refuses more,
+// until the run is known to be over (see Window.finished).
 func (s *Sandbox) recordEnd() {
 	if s.started && !s.ended {
 		s.ended = true
 		s.end = time.Now()
-		s.st.appendHistory(historyRecord{ID: s.id, End: s.end})
+		s.st.appendHistory(historyRecord{ID: s.id, End: s.end}) //nolint:errcheck // see above
 	}
 }
 

@@ -50,10 +50,11 @@ func (s state) runscRoot() string       { return filepath.Join(s.dir, "runsc") }
 func (s state) runDir(id string) string { return filepath.Join(s.dir, "runs", id) }
 func (s state) logDir(id string) string { return filepath.Join(s.dir, "logs", id) }
 
-// openState opens the state directory dir ("" for the default) and, for
-// the default, the persistent history of runs.
+// openState opens the state directory dir ("" for the default) and the
+// persistent history of runs (or, where there is none, the state
+// directory's).
 func openState(dir string) (state, error) {
-	history := historyPath(dir, realRoot(), os.Getenv)
+	history := persistentHistory()
 	if history != "" && os.MkdirAll(filepath.Dir(history), 0o700) != nil {
 		history = "" // no usable home: the state directory keeps it
 	}

@@ -6,8 +6,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,9 +21,11 @@ import (
 // that must not show in the sandbox (its key, CA key, state directory,
 // tokens and audit log), and its policy, which may show but must not be
 // writable there: the daemon reloads it as it changes. It reports ok
-// false when the daemon's process cannot be seen (another user's, or
-// another PID namespace's, whose files are then not this host's view
-// anyway).
+// false when it cannot tell them: the process cannot be seen (another
+// user's, or another PID namespace's, whose files are then not this
+// host's view anyway), or what listens is not "tokproxy serve" (a
+// wrapper, a socket-activating service manager), or a path is relative
+// to a directory it cannot see.
 func daemonFiles(socket string) (hidden, protected []runner.Hidden, ok bool) {
 	pid, err := peerPID(socket)
 	if err != nil {
@@ -32,9 +36,23 @@ func daemonFiles(socket string) (hidden, protected []runner.Hidden, ok bool) {
 		return nil, nil, false
 	}
 	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd") // another user's: relative paths stay unknown
-	ok = true
 	args := strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
+	if len(args) < 2 || !slices.Contains(args[1:], "serve") {
+		return nil, nil, false
+	}
+	ok = true
 	flags := serveFlags(args)
+	if flags["--state-dir"] == "" && flags["--ca-key"] == "" {
+		// The daemon's default state directory, from its environment.
+		environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			return nil, nil, false
+		}
+		flags["--state-dir"] = defaultTokproxyState(strings.Split(string(environ), "\x00"))
+		if flags["--state-dir"] == "" {
+			ok = false
+		}
+	}
 	abs := func(p string) string {
 		switch {
 		case p == "" || p == "-":
@@ -72,7 +90,7 @@ func serveFlags(args []string) map[string]string {
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := strings.Cut(args[i], "=")
 		switch name {
-		case "--policy", "--key", "--ca-key", "--ca-cert", "--state-dir", "--token-file", "--audit":
+		case "--policy", "--key", "--ca-key", "--state-dir", "--token-file", "--audit":
 		default:
 			continue
 		}
@@ -88,10 +106,31 @@ func serveFlags(args []string) map[string]string {
 	return out
 }
 
+// defaultTokproxyState is tokproxy's default state directory in the
+// environment env ("NAME=VALUE" entries): $XDG_STATE_HOME/tokproxy, or
+// $HOME/.local/state/tokproxy; "" if neither is set.
+func defaultTokproxyState(env []string) string {
+	get := func(name string) string {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if d := get("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "tokproxy")
+	}
+	if h := get("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "tokproxy")
+	}
+	return ""
+}
+
 // peerPID returns the process ID of the process listening on the Unix
 // socket at path.
 func peerPID(path string) (int, error) {
-	c, err := net.Dial("unix", path)
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		return 0, err
 	}

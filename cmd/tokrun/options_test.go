@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,7 +198,65 @@ func TestExternalProxyUnseenDaemonWarns(t *testing.T) {
 	if err := cmd.Run(); err != nil || stdout.String() != "ran\n" {
 		t.Fatalf("run: %v\nstdout %q\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "cannot see the tokproxy daemon's command line") {
+	if !strings.Contains(stderr.String(), "cannot tell the tokproxy daemon's files") {
 		t.Fatalf("no warning that the daemon's files could not be checked:\n%s", stderr.String())
+	}
+}
+
+// What listens on the --proxy socket but is not "tokproxy serve" (a
+// wrapper, a service manager) cannot have its files checked: tokrun says
+// so. A daemon without --state-dir keeps its CA key in its default state
+// directory, found from its environment: inside the working directory,
+// the run is refused.
+func TestExternalProxyFilesFromTheDaemonItself(t *testing.T) {
+	w := newWorld(t)
+	sock := filepath.Join(t.TempDir(), "not-tokproxy.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", w.caFile, "--", "/bin/true")
+	if r.code != 0 || !strings.Contains(r.stderr, "cannot tell the tokproxy daemon's files") {
+		t.Fatalf("a listener that is not tokproxy serve: want a warning, got\n%s", r)
+	}
+
+	home := filepath.Join(w.project, "home")
+	sock = filepath.Join(t.TempDir(), "proxy.sock")
+	proxyCmd := exec.Command(tokproxyBin, "serve", "--listen", "unix:"+sock, "--policy", w.policy, "--key", w.keyFile)
+	proxyCmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
+	if err := proxyCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxyCmd.Process.Kill(); proxyCmd.Wait() })
+	ca := filepath.Join(home, ".local", "state", "tokproxy", "ca.pem")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ca); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tokproxy did not start")
+		}
+	}
+	// The CA certificate copied elsewhere, as clients get it: the CA key
+	// is not beside it.
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca = filepath.Join(t.TempDir(), "ca.pem")
+	writeFile(t, ca, string(caPEM), 0o644)
+	r = w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", ca, "--", "/bin/true")
+	if want := "the proxy's state directory " + filepath.Join(home, ".local", "state", "tokproxy") + " would be visible inside the sandbox"; r.code != 125 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("want exit 125 and %q, got\n%s", want, r)
 	}
 }

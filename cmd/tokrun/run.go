@@ -299,7 +299,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		hidden, protected, ok := daemonFiles(cfg.ProxySocket)
 		cfg.Hidden, cfg.Protected = append(cfg.Hidden, hidden...), protected
 		if !ok {
-			e.warnf("cannot see the tokproxy daemon's command line (another user's process?), so cannot check that its key, policy and state are outside the working directory and the mounts; make sure they are")
+			e.warnf("cannot tell the tokproxy daemon's files (its process cannot be seen, or what listens on the socket is not 'tokproxy serve'), so cannot check that its key, policy and state are outside the working directory and the mounts; make sure they are")
 		}
 	} else {
 		emb, err = e.startEmbedded(o, envs, cancel)
