@@ -79,10 +79,10 @@ type Decision struct {
 	// hostOnly marks a decision of DecideHost, which a Learner ignores.
 	hostOnly bool
 	// The time counts only through the expiry of the secrets a decision
-	// checked: timed says it did, lasts until when the same request gets
-	// the same decision (zero: for ever), once that it may not be reused.
-	timed, once bool
-	lasts       time.Time
+	// checked: lasts is until when the same request gets the same decision
+	// (zero: for ever), once says it may not be reused (a secret refused).
+	once  bool
+	lasts time.Time
 }
 
 // Holds reports whether Decide would return d, a decision of p, again now
@@ -90,13 +90,7 @@ type Decision struct {
 // expiry of the secrets it checked: one that allowed them holds until the
 // first of them expires; one that refused a secret is not reused.
 func (p *Policy) Holds(d *Decision) bool {
-	switch {
-	case !d.timed || d.lasts.IsZero() && !d.once:
-		return true
-	case d.once:
-		return false
-	}
-	return !p.clock().After(d.lasts)
+	return !d.once && (d.lasts.IsZero() || !p.clock().After(d.lasts))
 }
 
 // Policy is a validated, immutable policy. It is safe for concurrent use.
@@ -388,7 +382,6 @@ func (p *Policy) allow(d Decision, r *Rule, c *canonical) Decision {
 		if s == nil { // Parse refuses such a policy; never inject less than the rule says
 			return d.deny(SecretNotBound, "rule %s injects secret %s, which the policy could not open", r.Name, name)
 		}
-		d.timed = true
 		if err := s.Sealed.Permits(c.host, c.method, c.path, t); err != nil {
 			d.once = true
 			if p.learn {
