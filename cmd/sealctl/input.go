@@ -2,16 +2,15 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"golang.org/x/term"
 
+	"github.com/tokrun/tokrun/internal/cli"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -34,11 +33,7 @@ func (e *env) readSecret(path, name string) (string, error) {
 		if f, err = os.Open(path); err != nil {
 			// The path is not quoted: a secret given to --in by mistake
 			// would be.
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = fmt.Errorf("cannot open the --in file: %w", pe.Err)
-			}
-			return "", err
+			return "", fmt.Errorf("cannot open the --in file: %w", cli.PathCause(err))
 		}
 		defer f.Close()
 		data, err = readSecretFrom(f, "the secret in "+path)

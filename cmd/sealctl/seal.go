@@ -234,7 +234,8 @@ const maxRecipientFile = 64 << 10
 func readRecipientFile(path string) (sealing.PublicKey, error) {
 	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
-		return sealing.PublicKey{}, err
+		// Not quoted: a secret given to --to-file by mistake would be.
+		return sealing.PublicKey{}, fmt.Errorf("cannot open the --to-file file: %w", cli.PathCause(err))
 	}
 	defer f.Close()
 	data, err := readAllLimit(f, maxRecipientFile, path)

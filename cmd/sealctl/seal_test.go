@@ -248,13 +248,16 @@ func readFile(t *testing.T, path string) string {
 func TestFlagErrorsDoNotEchoSecret(t *testing.T) {
 	_, _, pubFile := testKey(t)
 	const secret = "sk-SENTINEL-0123456789"
+	const b64 = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSENTINEL" // a value alone, with no space or colon
 	for _, args := range [][]string{
 		sealArgs(pubFile, "--header", "Authorization: Bearer "+secret),
+		sealArgs(pubFile, "--header", b64),
 		sealArgs(pubFile, "--in", secret),
+		append([]string{"seal", "--to-file", secret}, sealArgs(pubFile)[3:]...),
 		{secret},
 	} {
 		code, _, errOut := runSealctl(t, strings.NewReader(""), args...)
-		if code == 0 || strings.Contains(errOut, secret) {
+		if code == 0 || strings.Contains(errOut, "SENTINEL") {
 			t.Errorf("%q: exit %d, stderr:\n%s", args, code, errOut)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokrun/tokrun/internal/cli"
 )
 
 // listenSpec is one --listen value: "unix:PATH" or "tcp:HOST:PORT".
@@ -103,7 +105,7 @@ func listen(spec listenSpec, mode os.FileMode) (*boundListener, error) {
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".tokproxy")
 	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", spec, unwrapPathError(err))
+		return nil, fmt.Errorf("--listen %s: %w", spec, cli.PathCause(err))
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
@@ -119,16 +121,16 @@ func listen(spec listenSpec, mode os.FileMode) (*boundListener, error) {
 		return nil, fmt.Errorf("--listen %s: %w", spec, err)
 	}
 	if err := os.Chmod(tmp, mode); err != nil {
-		return fail(unwrapPathError(err))
+		return fail(cli.PathCause(err))
 	}
 	st, err := os.Lstat(tmp)
 	if err != nil {
-		return fail(unwrapPathError(err))
+		return fail(cli.PathCause(err))
 	}
 	// A hard link, unlike a rename, never replaces a file that appeared at
 	// path since the check above (another server's socket, say).
 	if err := os.Link(tmp, path); err != nil {
-		return fail(unwrapPathError(err))
+		return fail(cli.PathCause(err))
 	}
 	return &boundListener{spec: spec, ln: ln, socket: st}, nil
 }
@@ -142,7 +144,7 @@ func removeStaleSocket(path string) error {
 		return nil
 	}
 	if err != nil {
-		return unwrapPathError(err)
+		return cli.PathCause(err)
 	}
 	if st.Mode().Type() != fs.ModeSocket {
 		return errors.New("the path exists and is not a socket; remove it or choose another path")
@@ -156,7 +158,7 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("cannot tell whether the existing socket is in use: %w", unwrapOpError(err))
 	}
 	if err := os.Remove(path); err != nil {
-		return unwrapPathError(err)
+		return cli.PathCause(err)
 	}
 	return nil
 }
@@ -171,20 +173,6 @@ func unwrapOpError(err error) error {
 	var sc *os.SyscallError
 	if errors.As(err, &sc) {
 		return sc.Err
-	}
-	return err
-}
-
-// unwrapPathError keeps the cause of a file system error and drops the
-// (temporary) path it names.
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
 	}
 	return err
 }

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"regexp"
 	"strings"
 
@@ -122,4 +124,19 @@ func Root(use, short, long string, stdin io.Reader, stdout, stderr io.Writer) *c
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(FlagError)
 	return root
+}
+
+// PathCause keeps the cause of a file system error and drops the path
+// and operation, for messages that name the file their own way, or must
+// not quote it (a secret given to a file flag by mistake would be).
+func PathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
