@@ -42,7 +42,10 @@ type daemon struct {
 	adminLn   net.Listener
 	audit     *proxy.AuditFile // nil when the audit log is stderr
 	auditLog  *proxy.AuditLog
-	newCA     string // the certificate of a CA created at this start
+	// reopenFailing is set while the audit log's path cannot be opened
+	// again (only the serving goroutine uses it).
+	reopenFailing bool
+	newCA         string // the certificate of a CA created at this start
 
 	// lastSum is the SHA-256 of the policy file's content as last loaded
 	// or rejected, so that the watcher reloads once per change.
@@ -453,9 +456,14 @@ func (d *daemon) reopenAudit() {
 	reopened, err := d.audit.Reopen()
 	switch {
 	case err != nil:
-		d.metrics.AuditErrors.Inc()
-		d.log.Error("the audit log's path no longer names its file, and it cannot be opened again; records may be lost", "file", d.opts.audit, "error", err.Error())
+		// Said and counted once, not at every check while it lasts.
+		if !d.reopenFailing {
+			d.reopenFailing = true
+			d.metrics.AuditErrors.Inc()
+			d.log.Error("the audit log's path no longer names its file, and it cannot be opened again; records may be lost", "file", d.opts.audit, "error", err.Error())
+		}
 	case reopened:
+		d.reopenFailing = false
 		d.log.Info("audit log reopened: its path named another file or none", "file", d.opts.audit)
 	}
 }

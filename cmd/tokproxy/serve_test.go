@@ -577,3 +577,48 @@ func TestServeAuditBatch(t *testing.T) {
 		t.Fatalf("after a clean stop, the audit log holds %q, want %q", got, want)
 	}
 }
+
+// An audit log whose path cannot be opened again (a directory put in its
+// place) does not stop traffic: the proxy keeps writing where it did,
+// says so and counts it once, and reopens the path once it can.
+func TestServeAuditReopenFailure(t *testing.T) {
+	f := newE2EFiles(t)
+	sock := filepath.Join(f.dir, "proxy.sock")
+	d := startDaemon(t, f,
+		"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
+		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
+		"--audit", f.audit, "--watch-interval", "20ms", "--audit-batch", "0")
+	c := d.client(sock, "", nil)
+	if err := os.Rename(f.audit, f.audit+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(f.audit, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failure counted", func() bool { return d.metric("tokrun_audit_write_errors_total") == 1 })
+	if st, _, _ := get(t, c, f.up.url("/while-failing")); st != http.StatusOK {
+		t.Fatalf("a request while the audit log cannot be reopened: %d", st)
+	}
+	time.Sleep(200 * time.Millisecond) // ten checks
+	if v := d.metric("tokrun_audit_write_errors_total"); v != 1 {
+		t.Errorf("audit write errors %v after more checks, want 1 (counted once)", v)
+	}
+	if n := strings.Count(d.stderr.String(), "cannot be opened again"); n != 1 {
+		t.Errorf("%d log lines for the failure, want 1", n)
+	}
+	waitFor(t, "the record in the file kept", func() bool {
+		b, _ := os.ReadFile(f.audit + ".1")
+		return strings.Contains(string(b), `"path":"/while-failing"`)
+	})
+	if err := os.Remove(f.audit); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the audit log reopened", func() bool { fi, err := os.Stat(f.audit); return err == nil && fi.Mode().IsRegular() })
+	if st, _, _ := get(t, c, f.up.url("/after")); st != http.StatusOK {
+		t.Fatalf("after: %d", st)
+	}
+	waitFor(t, "a record in the reopened file", func() bool {
+		b, _ := os.ReadFile(f.audit)
+		return strings.Contains(string(b), `"path":"/after"`)
+	})
+}
