@@ -500,7 +500,9 @@ func TestKubernetesScaleAndScrape(t *testing.T) {
 }
 
 // The README's token command leaves a token that fits in the agents'
-// HTTPS_PROXY URL (no line end) and that the proxy's token file accepts.
+// HTTPS_PROXY URL (no line end) and that the proxy's token file accepts;
+// when tokproxy fails, it fails and leaves no token file, in a shell
+// without pipefail or errexit too.
 func TestKubernetesTokenCommand(t *testing.T) {
 	readme, err := os.ReadFile("deploy/kubernetes/README.md")
 	if err != nil {
@@ -508,17 +510,29 @@ func TestKubernetesTokenCommand(t *testing.T) {
 	}
 	var line string
 	for l := range strings.Lines(string(readme)) {
-		if strings.HasPrefix(l, "tokproxy token agent ") {
+		if strings.Contains(l, "tokproxy token agent ") && !strings.HasPrefix(l, "#") {
 			line = l
 		}
 	}
 	if line == "" {
 		t.Fatal("the README has no 'tokproxy token agent' command")
 	}
+	env := append(os.Environ(), "PATH="+filepath.Dir(tokproxyBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	failing := t.TempDir()
+	if err := os.Mkdir(filepath.Join(failing, "tokens.txt"), 0o700); err != nil { // cannot be appended to
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Dir, cmd.Env = failing, env
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("%s: succeeded although tokproxy failed:\n%s", line, out)
+	}
+	if _, err := os.Stat(filepath.Join(failing, "agent.token")); err == nil {
+		t.Errorf("%s: left agent.token although tokproxy failed", line)
+	}
 	dir := t.TempDir()
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", line)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(tokproxyBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd = exec.Command("sh", "-c", line)
+	cmd.Dir, cmd.Env = dir, env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", line, err, out)
 	}
