@@ -35,6 +35,30 @@ type target struct {
 	// decided, if not nil, keeps the last decision (a tunnel's: its
 	// scheme, host and port are fixed).
 	decided *lastDecision
+	// foreign, if not nil, keeps the last host's foreign detectors.
+	foreign *lastForeign
+}
+
+// lastForeign is a secret index's foreign detectors for a host: the same
+// for every request of a tunnel, and a public-suffix lookup per wildcard
+// binding to find.
+type lastForeign struct {
+	ix   *secretIndex
+	host string
+	dets []tripDetector
+}
+
+// foreignDets is ix.foreign(host), as found last time for the same index
+// and host.
+func (t target) foreignDets(ix *secretIndex, host string) []tripDetector {
+	if c := t.foreign; c != nil && c.ix == ix && c.host == host {
+		return c.dets
+	}
+	dets := ix.foreign(host)
+	if t.foreign != nil {
+		*t.foreign = lastForeign{ix: ix, host: host, dets: dets}
+	}
+	return dets
 }
 
 // lastDecision is a policy's decision for a method and a raw path. A
@@ -105,7 +129,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	rec := Record{Client: t.client, Method: d.Method, Scheme: d.Scheme, Host: d.Host, Port: d.Port, Path: d.Path, Rule: d.Rule, Reason: string(d.Reason)}
 	ix := s.secrets(pol)
-	dets := ix.foreign(d.Host)
+	dets := t.foreignDets(ix, d.Host)
 	if trip := checkHead(r, dets); trip != nil {
 		return s.tripped(r, rec, trip, start)
 	}

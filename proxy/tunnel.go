@@ -82,6 +82,7 @@ type tunnelConn struct {
 
 	// Used by the serving goroutine only.
 	decided lastDecision
+	foreign lastForeign
 	okHost  string // the last Host that passed checkHost, if hostOK
 	hostOK  bool
 }
@@ -255,7 +256,7 @@ func (c *tunnelConn) readRequest() (*http.Request, policy.Reason, string) {
 }
 
 func (c *tunnelConn) target() target {
-	return target{scheme: "https", host: c.t.host, port: c.t.port, client: c.t.client, decided: &c.decided}
+	return target{scheme: "https", host: c.t.host, port: c.t.port, client: c.t.client, decided: &c.decided, foreign: &c.foreign}
 }
 
 // checkHost is checkTunnelHost, remembering the Host value that passed:

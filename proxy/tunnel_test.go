@@ -376,3 +376,32 @@ func TestTunnelDecisionEndsWithItsSecret(t *testing.T) {
 		}
 	}
 }
+
+// A placeholder registered while a tunnel is open is caught on that
+// tunnel's next request: what a tunnel remembers of the secrets ends with
+// the index it came from.
+func TestTunnelSeesPlaceholdersRegisteredLater(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(tc)
+	const ph = "tokrun-ph-late-0123456789"
+	for i, want := range []int{200, 403} {
+		if i == 1 {
+			if err := h.srv.AddPlaceholders("api", ph); err != nil {
+				t.Fatal(err)
+			}
+		}
+		io.WriteString(tc, "GET /x HTTP/1.1\r\nHost: open.example.com\r\nX-Key: "+ph+"\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 403 && resp.Header.Get("X-Tokrun-Reason") != "tripwire" {
+			t.Fatalf("request %d: %d %q, want %d", i, resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"), want)
+		}
+	}
+}
