@@ -321,9 +321,10 @@ func OpenAuditFile(path string) (f *os.File, created bool, err error) {
 // away, someone removed or replaced it), so that records do not go on
 // into a file nobody will read. It is safe for concurrent use.
 type AuditFile struct {
-	path string
-	mu   sync.RWMutex // held to write to f (read) and to replace it
-	f    *os.File
+	path     string
+	reopenMu sync.Mutex   // one Reopen at a time
+	mu       sync.RWMutex // held to write to f (read) and to replace it
+	f        *os.File
 }
 
 // OpenAuditFileAt opens path as OpenAuditFile does, as an AuditFile.
@@ -345,6 +346,8 @@ func (a *AuditFile) Write(p []byte) (int, error) {
 // reports whether it did. On failure the open file is kept (its records
 // may be lost: the caller should say so).
 func (a *AuditFile) Reopen() (bool, error) {
+	a.reopenMu.Lock()
+	defer a.reopenMu.Unlock()
 	a.mu.RLock()
 	cur := a.f
 	a.mu.RUnlock()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -308,5 +309,41 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// Reopens at once open the path once and close the old file once.
+func TestAuditFileConcurrentReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, _, err := OpenAuditFileAt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var reopened atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, err := a.Reopen(); err != nil {
+				t.Error(err)
+			} else if ok {
+				reopened.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := reopened.Load(); n != 1 {
+		t.Fatalf("%d Reopens opened the path, want 1", n)
+	}
+	if _, err := io.WriteString(a, "after\n"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "after\n" {
+		t.Fatalf("the reopened file holds %q", b)
 	}
 }

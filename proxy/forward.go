@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -315,6 +317,18 @@ func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath 
 			}
 		}
 	}
+	// Spelled with "_" (X_HTTP_METHOD_OVERRIDE), which CGI-style servers
+	// (PHP, Rack) read as the same header; Go keeps such a name as sent.
+	for name, vs := range r.Header {
+		if !strings.Contains(name, "_") || !slices.Contains(methodOverrideHeaders, http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
+			continue
+		}
+		for _, v := range vs {
+			if !check(name, v) {
+				return d
+			}
+		}
+	}
 	for _, v := range queryOverrides(r.URL.RawQuery) {
 		if !check("the query parameter "+methodOverrideParam, v) {
 			return d
@@ -333,48 +347,19 @@ func queryOverrides(raw string) []string {
 		return nil // the name cannot be there, not even encoded
 	}
 	var out []string
-	for _, pair := range strings.FieldsFunc(raw, func(c rune) bool { return c == '&' || c == ';' }) {
+	for rest := raw; rest != ""; {
+		pair := rest
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			pair, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
 		k, v, _ := strings.Cut(pair, "=")
-		if phpName(lenientUnescape(k)) == methodOverrideParam {
-			out = append(out, lenientUnescape(v))
+		if phpName(match.LenientUnescape(k)) == methodOverrideParam {
+			out = append(out, match.LenientUnescape(v))
 		}
 	}
 	return out
-}
-
-// lenientUnescape decodes a query component: "+" is a space, a valid
-// %XX escape its byte, and anything else stays as it is.
-func lenientUnescape(s string) string {
-	if !strings.ContainsAny(s, "%+") {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '+':
-			b = append(b, ' ')
-		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b)
-}
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // phpName is a parameter name as PHP registers it (Laravel and Symfony

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -156,6 +155,10 @@ func checkHead(r *http.Request, dets []tripDetector) *tripwireError {
 			return &tripwireError{secret: td.secret, where: "url"}
 		}
 		for name, vs := range r.Header {
+			// A name is sent in canonical case, not as it was written.
+			if td.d.ContainsFold(name) {
+				return &tripwireError{secret: td.secret, where: "header"}
+			}
 			for _, v := range vs {
 				if _, n := td.d.Replace(name + ": " + v); n > 0 {
 					return &tripwireError{secret: td.secret, where: "header"}
@@ -171,10 +174,9 @@ func checkHead(r *http.Request, dets []tripDetector) *tripwireError {
 // rule), the normalised path (after percent-decoding) and the decoded
 // query.
 func checkDecided(host, path, rawQuery string, dets []tripDetector) *tripwireError {
-	q, err := url.QueryUnescape(rawQuery)
-	if err != nil {
-		q = rawQuery
-	}
+	// Decoded leniently: an invalid escape elsewhere must not leave the
+	// rest encoded.
+	q := match.LenientUnescape(rawQuery)
 	for _, td := range dets {
 		for _, v := range []string{host, path, q} {
 			if _, n := td.d.Replace(v); n > 0 {

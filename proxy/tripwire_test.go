@@ -44,6 +44,8 @@ func TestTripwire(t *testing.T) {
 		{"header", withHeader(newRequest(t, "GET", "https://open.example.com/", nil), "X-Key", placeholder), "header"},
 		{"basic auth", withHeader(newRequest(t, "GET", "https://open.example.com/", nil), "Authorization", "Basic "+b64), "header"},
 		{"query", newRequest(t, "GET", "https://open.example.com/?k="+placeholder, nil), "url"},
+		{"header name", withHeader(newRequest(t, "GET", "https://open.example.com/", nil), placeholder, "1"), "header"},
+		{"query after a bad escape", newRequest(t, "GET", "https://open.example.com/?a=%zz&b="+strings.Replace(placeholder, "a", "%61", 1), nil), "url"},
 		{"path", newRequest(t, "GET", "https://open.example.com/x/"+placeholder, nil), "url"},
 		{"small body", newRequest(t, "POST", "https://open.example.com/", strings.NewReader(`{"key":"`+placeholder+`"}`)), "body"},
 	}
@@ -61,7 +63,7 @@ func TestTripwire(t *testing.T) {
 		t.Fatalf("tripwire metric %v", got)
 	}
 	mu.Lock()
-	if len(events) != len(tests) || events[0].Secret != "api" || events[0].Host != "open.example.com" || events[4].Where != "body" {
+	if len(events) != len(tests) || events[0].Secret != "api" || events[0].Host != "open.example.com" || events[len(events)-1].Where != "body" {
 		t.Fatalf("events %+v", events)
 	}
 	mu.Unlock()

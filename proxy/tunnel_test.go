@@ -307,6 +307,8 @@ func TestTunnelRemembersOnlyWhatPassed(t *testing.T) {
 		reason string
 	}{
 		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 200, ""},
+		{"DELETE /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 403, "method_not_allowed"},
+		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 200, ""},
 		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "closed", 403, "denied_by_rule"},
 		{"GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 200, ""},
 		{"GET https://open.example.com/v1/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n", "open", 421, "host_mismatch"},

@@ -33,9 +33,8 @@ type wsScan struct {
 	masked bool
 	ctl    bool // the current frame is a control frame
 	key    [4]byte
-	ko     int    // offset into key of the next payload byte
-	buf    []byte // the unmasked payload
-	err    error  // sticky: the relay ends
+	ko     int   // offset into key of the next payload byte
+	err    error // sticky: the relay ends
 }
 
 var (
@@ -126,30 +125,31 @@ func wsHeaderLen(b1 byte) int {
 	return n
 }
 
-// payload unmasks and watches payload bytes.
+// payload unmasks and watches payload bytes, a piece at a time.
 func (w *wsScan) payload(p []byte) error {
-	data := p
-	if w.masked {
-		w.buf = append(w.buf[:0], p...)
-		for i := range w.buf {
-			w.buf[i] ^= w.key[(w.ko+i)&3]
-		}
-		w.ko = (w.ko + len(p)) & 3
-		data = w.buf
-	}
 	watchers := w.ws
 	if w.ctl {
 		watchers = w.cws
 	}
-	for i := range w.dets {
-		if watchers[i].Seen(data) || w.aws[i].Seen(data) {
-			hit := &tripwireError{secret: w.dets[i].secret, where: "websocket"}
-			w.onTrip(hit)
-			return hit
+	var buf [1024]byte
+	for len(p) > 0 {
+		data := p
+		if w.masked {
+			n := copy(buf[:], p)
+			for i := range n {
+				buf[i] ^= w.key[(w.ko+i)&3]
+			}
+			w.ko = (w.ko + n) & 3
+			data = buf[:n]
 		}
-	}
-	if cap(w.buf) > 64<<10 {
-		w.buf = nil // not kept after a large write
+		p = p[len(data):]
+		for i := range w.dets {
+			if watchers[i].Seen(data) || w.aws[i].Seen(data) {
+				hit := &tripwireError{secret: w.dets[i].secret, where: "websocket"}
+				w.onTrip(hit)
+				return hit
+			}
+		}
 	}
 	return nil
 }

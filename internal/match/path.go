@@ -162,6 +162,28 @@ func removeDotSegments(p string) (string, error) {
 	return r, nil
 }
 
+// LenientUnescape decodes a query component as lenient servers do (PHP,
+// Node's querystring): "+" is a space, a valid %XX escape its byte, and
+// anything else, an invalid escape included, stays as it is.
+func LenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
