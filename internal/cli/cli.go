@@ -80,7 +80,7 @@ func Report(w io.Writer, prog string, cmd *cobra.Command, args []string, err err
 	}
 	ls := []string{ce.Err.Error()}
 	var many Lines
-	if errors.As(ce.Err, &many) {
+	if errors.As(ce.Err, &many) && len(many.Lines()) > 0 {
 		ls = many.Lines()
 	}
 	hints := ce.Hints
