@@ -169,6 +169,13 @@ rules:
 %s`, f.sealed, f.up.port, extra)
 }
 
+// unixArgs are tokproxy serve's arguments for the files' policy, key,
+// state and upstream CA, listening on the Unix socket sock, then extra.
+func (f *e2eFiles) unixArgs(sock string, extra ...string) []string {
+	return append([]string{"--policy", f.policy, "--key", f.key, "--listen", "unix:" + sock,
+		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile}, extra...)
+}
+
 const denyBlocked = `deny:
   - name: no-blocked
     host: 127.0.0.1

@@ -313,9 +313,8 @@ func TestServeWatchesPolicyFile(t *testing.T) {
 	f := newE2EFiles(t)
 	sock := filepath.Join(f.dir, "proxy.sock")
 	d := startDaemon(t, f,
-		"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
-		"--watch-interval", "50ms")
+		f.unixArgs(sock, "--admin", "127.0.0.1:0",
+			"--watch-interval", "50ms")...)
 	c := d.client(sock, "", nil)
 	if st, _, _ := get(t, c, f.up.url("/blocked/x")); st != http.StatusOK {
 		t.Fatalf("before the change: %d, want 200", st)
@@ -364,8 +363,7 @@ func TestServeSecondSignal(t *testing.T) {
 	stale.Close()
 
 	d := startDaemon(t, f,
-		"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--drain-timeout", "1m")
+		f.unixArgs(sock, "--drain-timeout", "1m")...)
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := d.client(sock, "", nil).Get(f.up.url("/slow"))
@@ -455,9 +453,8 @@ func TestServeReopensAuditLog(t *testing.T) {
 		f := newE2EFiles(t)
 		sock := filepath.Join(f.dir, "proxy.sock")
 		d := startDaemon(t, f,
-			"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-			"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
-			"--audit", f.audit, "--watch-interval", watch)
+			f.unixArgs(sock, "--admin", "127.0.0.1:0",
+				"--audit", f.audit, "--watch-interval", watch)...)
 		c := d.client(sock, "", nil)
 		recorded := func(path string) func() bool {
 			return func() bool {
@@ -520,8 +517,7 @@ func TestServeAuditBatch(t *testing.T) {
 	f := newE2EFiles(t)
 	replaceFile(t, f.policy, f.policyText(denyBlocked))
 	sock := filepath.Join(f.dir, "proxy.sock")
-	d := startDaemon(t, f, "--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--audit", f.audit, "--audit-batch", "50s")
+	d := startDaemon(t, f, f.unixArgs(sock, "--audit", f.audit, "--audit-batch", "50s")...)
 	c := d.client(sock, "", nil)
 	paths := func() []string {
 		b, err := os.ReadFile(f.audit)
@@ -585,9 +581,8 @@ func TestServeAuditReopenFailure(t *testing.T) {
 	f := newE2EFiles(t)
 	sock := filepath.Join(f.dir, "proxy.sock")
 	d := startDaemon(t, f,
-		"--policy", f.policy, "--key", f.key, "--listen", "unix:"+sock,
-		"--state-dir", f.stateDir, "--upstream-ca", f.up.caFile, "--admin", "127.0.0.1:0",
-		"--audit", f.audit, "--watch-interval", "20ms", "--audit-batch", "0")
+		f.unixArgs(sock, "--admin", "127.0.0.1:0",
+			"--audit", f.audit, "--watch-interval", "20ms", "--audit-batch", "0")...)
 	c := d.client(sock, "", nil)
 	if err := os.Rename(f.audit, f.audit+".1"); err != nil {
 		t.Fatal(err)
