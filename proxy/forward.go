@@ -148,9 +148,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 
 	// The outgoing request is built from scratch: the canonical host and
 	// normalised path that were decided, and the client's headers (this
-	// handler owns them) with hop-by-hop headers removed. Close stays
-	// false, so a client's "Connection: close" cannot end pooled upstream
-	// connections.
+	// handler owns them) with hop-by-hop headers removed. A client's
+	// "Connection: close" does not end pooled upstream connections (the
+	// upstream client closes those that carried a body).
 	upgrade := isWebSocketUpgrade(r.Header)
 	u := &url.URL{Scheme: d.Scheme, Host: authority(d.Host, d.Port, d.Scheme), Opaque: d.Path, RawQuery: r.URL.RawQuery}
 	out := &http.Request{
@@ -225,7 +225,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	sent := s.cfg.Now()
 	hook := t.hook(r)
-	resp, err := up.roundTrip(hook, out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port})
+	resp, err := up.roundTrip(hook, out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port, client: poolClient(t.client), secrets: strings.Join(injected, ",")})
 	var late *lateTrip
 	if trip != nil {
 		hit := trip.hit.Load()
@@ -472,6 +472,17 @@ type lateTrip struct {
 	mu       sync.Mutex
 	hit      *tripwireError
 	reported bool // the request's audit record is written
+}
+
+// poolClient is the part of a client's name its upstream connections are
+// pooled under: a client known only by its address (an unauthenticated
+// TCP listener) is known by its IP, so that its next connections find the
+// upstream connections its earlier ones left. Token names hold no ":".
+func poolClient(client string) string {
+	if i := strings.LastIndexByte(client, ':'); i >= 0 {
+		return client[:i]
+	}
+	return client
 }
 
 // trippedLate handles a placeholder found in a request body after the

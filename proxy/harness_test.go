@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -161,6 +162,30 @@ func (h *harness) client() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:           http.ProxyURL(h.proxyURL),
+			TLSClientConfig: &tls.Config{RootCAs: pool},
+		},
+		Timeout: 20 * time.Second,
+	}
+}
+
+// unixClient serves the proxy on a Unix socket too, and returns a client
+// that uses it (its client name is "unix").
+func (h *harness) unixClient() *http.Client {
+	h.t.Helper()
+	sock := filepath.Join(h.t.TempDir(), "proxy.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	go h.srv.Serve(ln, ServeOptions{})
+	pool := x509.NewCertPool()
+	pool.AddCert(h.ca.Certificate())
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy.invalid"}),
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			},
 			TLSClientConfig: &tls.Config{RootCAs: pool},
 		},
 		Timeout: 20 * time.Second,

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -59,22 +58,7 @@ func TestProxyAuthentication(t *testing.T) {
 // The proxy serves a Unix socket, the sandbox's path to it.
 func TestUnixSocketListener(t *testing.T) {
 	h := newHarness(t, basicPolicy, nil)
-	sock := filepath.Join(t.TempDir(), "proxy.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.srv.Serve(ln, ServeOptions{})
-	pool := x509.NewCertPool()
-	pool.AddCert(h.ca.Certificate())
-	c := &http.Client{Transport: &http.Transport{
-		Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy.invalid"}),
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		TLSClientConfig: &tls.Config{RootCAs: pool},
-	}}
-	status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com/v1/x", nil))
+	status, body, _ := h.do(h.unixClient(), newRequest(t, "GET", "https://api.example.com/v1/x", nil))
 	if status != 200 || !strings.Contains(body, `auth="INJECTED"`) {
 		t.Fatalf("%d %q", status, body)
 	}

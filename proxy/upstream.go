@@ -31,9 +31,19 @@ import (
 // Connections are made by dial (the guarded dialer: the address guard runs
 // at connect time), TLS is verified against the configured roots, and a
 // connection returns to the pool only when its response was read to the
-// end, its request was written whole, and neither side asked to close it.
-// The request's own headers (Connection: close included) never reach the
-// pool: the caller builds the outgoing request.
+// end, its request was written whole and had no body, and neither side
+// asked to close it. The request's own headers (Connection: close
+// included) never reach the pool: the caller builds the outgoing request.
+//
+// A request with a body is sent with "Connection: close", on a connection
+// that is not used again. An upstream that does not read a body (many
+// ignore one on GET) would otherwise take it for the start of the next
+// request on the connection: a client could smuggle a request of its own
+// there, which the next request's head, secret included, completes.
+// Connections are pooled apart per client and per set of secrets injected
+// (upKey), so that a response an upstream sends late or unasked can only
+// reach the client that sent requests on that connection, scrubbed of the
+// same secrets.
 type upstream struct {
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls    *tls.Config // ServerName is set per connection
@@ -45,11 +55,14 @@ type upstream struct {
 	closed bool
 }
 
-// upKey names the upstream a connection talks to.
+// upKey names the upstream a connection talks to, and whose requests it
+// carries.
 type upKey struct {
-	scheme string // "https" or "http"
-	host   string // canonical host, IPv6 without brackets
-	port   int
+	scheme  string // "https" or "http"
+	host    string // canonical host, IPv6 without brackets
+	port    int
+	client  string // the client's name (see Record.Client)
+	secrets string // the names of the secrets injected, comma-separated
 }
 
 // maxIdleTotal bounds the idle connections of all hosts together, as
@@ -272,6 +285,7 @@ func (pc *upConn) roundTrip(h *cancelHook, req *http.Request) (*http.Response, e
 	pc.headerRead = false
 	var wrote chan error
 	if req.Body != nil && req.Body != http.NoBody {
+		req.Close = true // never reused: see upstream
 		wrote = make(chan error, 1)
 		go pc.write(req, wrote)
 	} else {
@@ -318,7 +332,7 @@ func (pc *upConn) roundTrip(h *cancelHook, req *http.Request) (*http.Response, e
 		resp.Body = &upgradedBody{pc: pc, h: h}
 		return resp, nil
 	}
-	b := &upBody{pc: pc, body: resp.Body, h: h, wrote: wrote, reuse: !resp.Close}
+	b := &upBody{pc: pc, body: resp.Body, h: h, wrote: wrote, reuse: !resp.Close && !req.Close}
 	if resp.Body == http.NoBody {
 		b.finish(nil)
 	} else {

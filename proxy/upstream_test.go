@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,4 +406,139 @@ func TestCancelledExchangeLeavesPoolAlone(t *testing.T) {
 	if err := get(new(cancelHook)); err != nil || dials.Load() != 1 {
 		t.Fatalf("the pooled connection was not reused: %v, %d dials", err, dials.Load())
 	}
+}
+
+// desyncUpstream serves each connection in a loop of its own, as servers
+// that get framing wrong do: it never reads a request body, so a body is
+// read as the start of the next request (CL.0), and it ignores
+// "Connection: close". On later requests on a connection it can also
+// answer with the Authorization header the connection's first request
+// carried (stale), as a response meant for an earlier request would.
+// It records each request it parsed.
+type desyncUpstream struct {
+	stale bool
+	conns atomic.Int32
+	mu    sync.Mutex
+	seen  []string // "conn=N METHOD PATH auth=... close=..."
+}
+
+func (u *desyncUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	id := u.conns.Add(1)
+	first := r.Header.Get("Authorization")
+	for n := 0; ; n++ {
+		auth := r.Header.Get("Authorization")
+		switch auth {
+		case "":
+			auth = "none"
+		case "Bearer " + testSecret:
+			auth = "INJECTED"
+		}
+		u.mu.Lock()
+		u.seen = append(u.seen, fmt.Sprintf("conn=%d %s %s auth=%s close=%v", id, r.Method, r.URL.Path, auth, r.Close))
+		u.mu.Unlock()
+		body := "path=" + r.URL.Path
+		if u.stale && n > 0 {
+			body = "stale auth=" + first
+		}
+		fmt.Fprintf(brw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		if brw.Flush() != nil {
+			return
+		}
+		if r, err = http.ReadRequest(brw.Reader); err != nil {
+			return
+		}
+	}
+}
+
+func (u *desyncUpstream) requests() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.seen)
+}
+
+// A request body cannot smuggle a request of its own to an upstream that
+// does not read bodies: the next request's head, secret included, would
+// complete it. A request with a body is sent with "Connection: close" and
+// its connection is not used again.
+func TestBodyCannotSmuggleARequest(t *testing.T) {
+	u := &desyncUpstream{}
+	h := newHarness(t, basicPolicy, u)
+	c := h.client()
+	smuggled := "GET /v1/admin/keys HTTP/1.0\r\nX-Ignore: "
+	if status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com/v1/a", strings.NewReader(smuggled))); status != 200 || body != "path=/v1/a" {
+		t.Fatalf("/v1/a: %d %q", status, body)
+	}
+	if status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com/v1/b", nil)); status != 200 || body != "path=/v1/b" {
+		t.Errorf("/v1/b: %d %q", status, body)
+	}
+	want := []string{"conn=1 GET /v1/a auth=INJECTED close=true", "conn=2 GET /v1/b auth=INJECTED close=false"}
+	if got := u.requests(); !slices.Equal(got, want) {
+		t.Fatalf("the upstream parsed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	h.checkNoSecret()
+}
+
+const twoRulesOneHost = `
+version: 1
+secrets:
+  api:
+    sealed: SEALED
+rules:
+  - name: api
+    host: api.example.com
+    paths: ["/v1/**"]
+    inject: [api]
+  - name: public
+    host: api.example.com
+    paths: ["/public/**"]
+`
+
+// Upstream connections are pooled apart per set of secrets injected and
+// per client: a response an upstream sends for an earlier request on the
+// connection reaches only the client that sent requests there, scrubbed
+// of the same secrets.
+func TestPooledConnectionsKeptApart(t *testing.T) {
+	u := &desyncUpstream{stale: true}
+	h := newHarness(t, twoRulesOneHost, u)
+	c := h.client()
+	get := func(c *http.Client, path string) string {
+		t.Helper()
+		status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com"+path, nil))
+		if status != 200 {
+			t.Fatalf("%s: %d %q", path, status, body)
+		}
+		if strings.Contains(body, testSecret) {
+			t.Fatalf("%s: the client got the secret: %q", path, body)
+		}
+		return body
+	}
+	get(c, "/v1/a")
+	// A rule that injects nothing: its response is not scrubbed, so it
+	// must not come from a connection that carried the secret.
+	if body := get(c, "/public/b"); body != "path=/public/b" {
+		t.Errorf("/public/b got %q, the answer to another rule's request", body)
+	}
+	// Another client (the Unix socket's).
+	if body := get(h.unixClient(), "/v1/c"); body != "path=/v1/c" {
+		t.Errorf("/v1/c from another client got %q, the answer to another client's request", body)
+	}
+	// The same client and secrets: the pooled connection, scrubbed.
+	if body := get(c, "/v1/d"); !strings.HasPrefix(body, "stale auth=Bearer ") {
+		t.Errorf("/v1/d got %q", body)
+	}
+	want := []string{
+		"conn=1 GET /v1/a auth=INJECTED close=false",
+		"conn=2 GET /public/b auth=none close=false",
+		"conn=3 GET /v1/c auth=INJECTED close=false",
+		"conn=1 GET /v1/d auth=INJECTED close=false",
+	}
+	if got := u.requests(); !slices.Equal(got, want) {
+		t.Fatalf("the upstream parsed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	h.checkNoSecret()
 }
