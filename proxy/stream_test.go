@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -200,5 +202,49 @@ func TestSlowHeadersOnProxyPortTimeOut(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("the proxy port kept a slow-header connection open for 10s")
+	}
+}
+
+// A plain-http request whose body stalls ends with the connection's
+// lifetime, not later: in the start scanned before dialling (whose wait,
+// BodyPeekTimeout, would end after it) and after it, once the body goes
+// upstream (the scan has lifted its wait: "no deadline" is the
+// connection's end).
+func TestPlainStalledBodyEndsWithConnection(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	const lifetime = 500 * time.Millisecond
+	h := newHarness(t, plainRule(tripPolicy, port), nil, func(_ *harness, c *Config) {
+		c.Limits.MaxConnDuration = lifetime
+		c.Limits.BodyPeekTimeout = time.Hour
+	})
+	for _, tt := range []struct {
+		name   string
+		sent   int
+		dialed bool
+	}{{"in the scanned start", 1000, false}, {"after the scanned start", peekBody + 1000, true}} {
+		dials := h.dials.Load()
+		start := time.Now()
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST http://plain.example.com:%s/up HTTP/1.1\r\nHost: plain.example.com:%s\r\nContent-Length: %d\r\n\r\n%s",
+			port, port, 1<<20, strings.Repeat("x", tt.sent))
+		conn.SetReadDeadline(time.Now().Add(40 * lifetime)) // only a hang fails
+		_, err = io.ReadAll(conn)
+		took := time.Since(start)
+		conn.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%s: a stalled body held the connection for %v, past its lifetime of %v", tt.name, took, lifetime)
+		} else if took < lifetime {
+			t.Errorf("%s: the connection ended after %v, before its lifetime: the body did not stall it", tt.name, took)
+		}
+		if dialed := h.dials.Load() != dials; dialed != tt.dialed {
+			t.Errorf("%s: the upstream was dialled: %v, want %v", tt.name, dialed, tt.dialed)
+		}
 	}
 }

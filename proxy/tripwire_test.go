@@ -1,13 +1,20 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -95,4 +102,171 @@ func TestTripwire(t *testing.T) {
 func withHeader(r *http.Request, k, v string) *http.Request {
 	r.Header.Set(k, v)
 	return r
+}
+
+// answerFirstUpstream answers whole (a length, flushed) before it reads
+// the request body, then reads the body and reports what reached it.
+func answerFirstUpstream(got chan<- string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
+		w.Header().Set("Content-Length", "8")
+		io.WriteString(w, "answered")
+		w.(http.Flusher).Flush()
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}
+}
+
+// uploadAfterAnswer sends, in a tunnel to open.example.com, a POST to
+// /upload whose body carries the placeholder past the part scanned before
+// dialling, sent only once the whole response has arrived and the
+// request's audit record is written; it returns that response once the
+// tripwire has fired.
+func uploadAfterAnswer(t *testing.T, h *harness, conn net.Conn, br *bufio.Reader) *http.Response {
+	t.Helper()
+	filler := strings.Repeat("x", peekBody+1024)
+	rest := placeholder + strings.Repeat("y", 100)
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: open.example.com\r\nContent-Length: %d\r\n\r\n%s", len(filler)+len(rest), filler)
+	resp, body := readResponse(t, br, "POST")
+	if resp.StatusCode != 200 || body != "answered" {
+		t.Fatalf("response %d %q", resp.StatusCode, body)
+	}
+	h.waitAudit(t, `"decision":"allow","reason":"allowed","rule":"open","method":"POST"`)
+	io.WriteString(conn, rest)
+	h.waitAudit(t, `"decision":"deny","reason":"tripwire"`)
+	return resp
+}
+
+// A placeholder sent once the response has ended whole, and the request's
+// record (allow) is written, is reported in a record of its own: deny,
+// tripwire, the rest of the body cut off. It never reaches the upstream,
+// and the tripwire is reported once. (Over plain http the body cannot
+// outlive its response: net/http ends the read when the handler returns.)
+func TestLateTripwireAfterTheRecord(t *testing.T) {
+	got := make(chan string, 1)
+	var events atomic.Int32
+	h := newHarness(t, tripPolicy, answerFirstUpstream(got), func(_ *harness, c *Config) {
+		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
+	})
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	uploadAfterAnswer(t, h, tc, bufio.NewReader(tc))
+	select {
+	case b := <-got:
+		if strings.Contains(b, placeholder) {
+			t.Fatal("the placeholder reached the foreign host")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream never finished reading")
+	}
+	var recs []Record
+	for _, l := range strings.Split(strings.TrimSpace(h.audit.String()), "\n") {
+		var r Record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		if r.Path == "/upload" {
+			recs = append(recs, r)
+		}
+	}
+	const why = "the rest of the request body was cut off: a placeholder of secret api was sent in the request body to a host outside its binding"
+	switch {
+	case len(recs) != 2:
+		t.Fatalf("records of /upload: %+v, want the request's and the tripwire's", recs)
+	case recs[0].Decision != "allow" || recs[0].Tripwire != "" || recs[0].Error != "":
+		t.Errorf("the request's record: %+v", recs[0])
+	case recs[1].Decision != "deny" || recs[1].Reason != "tripwire" || recs[1].Tripwire != "api" || recs[1].Error != why ||
+		recs[1].Rule != "open" || recs[1].Method != "POST" || recs[1].Host != "open.example.com":
+		t.Errorf("the tripwire's record: %+v", recs[1])
+	}
+	if events.Load() != 1 || testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("api")) != 1 {
+		t.Errorf("tripwire events %d, metric %v: want each once", events.Load(), testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("api")))
+	}
+}
+
+// countingSource hands out its chunks one read at a time and counts the
+// reads.
+type countingSource struct {
+	chunks []string
+	reads  int
+}
+
+func (s *countingSource) Read(p []byte) (int, error) {
+	s.reads++
+	if len(s.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.chunks[0])
+	if s.chunks[0] = s.chunks[0][n:]; s.chunks[0] == "" {
+		s.chunks = s.chunks[1:]
+	}
+	return n, nil
+}
+
+// A tripReader reports its first hit once, whichever of several secrets'
+// placeholders it finds, in one read or in several: the callback
+// registered by afterResponse runs once, with that hit, and every later
+// read returns the same error without reading on. A hit before the
+// callback is registered is afterResponse's answer, and the callback never
+// runs.
+func TestTripReaderReportsOnce(t *testing.T) {
+	const otherPH = "tokrun-ph-other-0123456789"
+	h := newHarness(t, withSecondSecret(t, "sk-other-0123456789abcdef"), nil)
+	if err := h.srv.AddPlaceholders("api", placeholder); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.AddPlaceholders("other", otherPH); err != nil {
+		t.Fatal(err)
+	}
+	dets := h.srv.secrets(h.srv.cfg.Policy()).foreign("open.example.com")
+	if len(dets) != 2 {
+		t.Fatalf("%d foreign detectors, want api's and other's", len(dets))
+	}
+	for _, tt := range []struct {
+		name   string
+		chunks []string
+	}{
+		{"both in one read", []string{"a " + placeholder + " b " + otherPH + " c"}},
+		{"one read each", []string{"a " + otherPH + " b", " c " + placeholder + " d", " e"}},
+		{"the second after the hit", []string{"a " + placeholder + strings.Repeat("b", 100<<10), otherPH}},
+	} {
+		for _, registered := range []string{"before", "after"} {
+			src := &countingSource{chunks: slices.Clone(tt.chunks)}
+			tr := newTripReader(io.NopCloser(src), dets)
+			var calls []*tripwireError
+			late := func(hit *tripwireError) { calls = append(calls, hit) }
+			if registered == "before" {
+				if hit := tr.afterResponse(late); hit != nil {
+					t.Fatalf("%s: afterResponse found %v before any read", tt.name, hit)
+				}
+			}
+			_, err := io.ReadAll(tr)
+			var hit *tripwireError
+			if !errors.As(err, &hit) || hit.where != "body" {
+				t.Fatalf("%s: read ended with %v, want a tripwire in the body", tt.name, err)
+			}
+			if registered == "after" {
+				if got := tr.afterResponse(late); got != hit {
+					t.Errorf("%s: afterResponse after the hit returned %v, want the hit", tt.name, got)
+				}
+			}
+			reads := src.reads
+			for range 3 {
+				if n, again := tr.Read(make([]byte, 512)); n != 0 || again != err {
+					t.Errorf("%s, registered %s: a read after the hit returned (%d, %v), want (0, the same error)", tt.name, registered, n, again)
+				}
+			}
+			if src.reads != reads {
+				t.Errorf("%s, registered %s: the body was read on after the hit", tt.name, registered)
+			}
+			want := 1
+			if registered == "after" {
+				want = 0
+			}
+			if len(calls) != want || want == 1 && calls[0] != hit {
+				t.Errorf("%s, registered %s: the callback ran with %v, want %d time(s) with the hit", tt.name, registered, calls, want)
+			}
+		}
+	}
 }

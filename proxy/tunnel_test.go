@@ -407,3 +407,20 @@ func TestTunnelSeesPlaceholdersRegisteredLater(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled exchange ends its tunnel: after a tripwire that fired late,
+// once the response had ended whole on a connection that could be kept,
+// the client's next request on the connection is not served.
+func TestCancelledExchangeEndsTunnel(t *testing.T) {
+	h := newHarness(t, tripPolicy, answerFirstUpstream(make(chan string, 1)))
+	tc := h.tunnel(t, "open.example.com")
+	defer tc.Close()
+	br := bufio.NewReader(tc)
+	if resp := uploadAfterAnswer(t, h, tc, br); resp.Close {
+		t.Fatal("the response closed the connection: the tunnel would end anyway")
+	}
+	io.WriteString(tc, "GET /next HTTP/1.1\r\nHost: open.example.com\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("the tunnel served a request after its exchange was cancelled: %d %s", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
+	}
+}
