@@ -261,6 +261,10 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		stripHopByHop(resp.Header)
+		// The upstream connection's end is not the client's: the
+		// proxy frames the response itself (and a request with a body
+		// always closes its upstream connection, see upstream).
+		resp.Close = false
 		return s.respond(r, resp, ix, rec, in, late, start)
 	}
 	if len(dets) == 0 {

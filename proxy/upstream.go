@@ -178,7 +178,8 @@ func (u *upstream) dialConn(ctx context.Context, k upKey) (*upConn, error) {
 	}
 	pc.lr = limitReader{r: pc.conn}
 	pc.br = bufio.NewReader(&pc.lr)
-	pc.bw = bufio.NewWriter(pc.conn)
+	pc.cw = connWriter{w: pc.conn}
+	pc.bw = bufio.NewWriter(&pc.cw)
 	return pc, nil
 }
 
@@ -254,7 +255,8 @@ type upConn struct {
 	conn   net.Conn // raw, or the TLS client on it
 	lr     limitReader
 	br     *bufio.Reader
-	bw     *bufio.Writer
+	bw     *bufio.Writer // on cw
+	cw     connWriter
 	reused bool
 	timer  *time.Timer // closes the connection once it has idled for IdleTimeout (expire)
 	idleAt time.Time   // when it last went into the pool; guarded by u.mu
@@ -394,13 +396,17 @@ func isCTL(r rune) bool { return r < ' ' || r == 0x7f }
 func notTokenRune(r rune) bool { return r >= 0x80 || !httpguts.IsTokenRune(r) }
 
 // write writes a request with a body, then starts the response header
-// timeout.
+// timeout. If reading the client's body failed, the request cannot end:
+// the connection is closed. If writing to the upstream failed, the
+// upstream stopped reading, and may have answered first (a 413, say)
+// and closed: the connection is left to the reader, which gets that
+// answer or the connection's error.
 func (pc *upConn) write(req *http.Request, wrote chan<- error) {
 	err := req.Write(pc.bw)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
-	if err != nil {
+	if err != nil && pc.cw.err == nil {
 		pc.close()
 	} else {
 		pc.mu.Lock()
@@ -417,6 +423,21 @@ func (pc *upConn) write(req *http.Request, wrote chan<- error) {
 // anything unasked (which would be read as the next request's response).
 func (pc *upConn) alive() bool {
 	return pc.br.Buffered() == 0 && !pc.closed.Load() && pc.probe.quietNow()
+}
+
+// connWriter writes to an upstream connection and keeps the first error:
+// Request.Write reports a failed write as a failed read of the body.
+type connWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *connWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // upBody is a response body. When it has been read to the end, its

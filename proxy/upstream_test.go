@@ -88,7 +88,7 @@ func TestUnaskedBytesRetirePooledConnection(t *testing.T) {
 }
 
 // An upstream that answers "Connection: close" does not get the next
-// request on that connection.
+// request on that connection; the client's connection is not ended by it.
 func TestUpstreamConnectionCloseIsHonoured(t *testing.T) {
 	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
@@ -102,6 +102,9 @@ func TestUpstreamConnectionCloseIsHonoured(t *testing.T) {
 	}
 	if n := h.dials.Load(); n != 2 {
 		t.Fatalf("%d dials, want 2", n)
+	}
+	if n := strings.Count(h.audit.String(), `"method":"CONNECT"`); n != 1 {
+		t.Fatalf("%d CONNECTs, want 1: the client's tunnel was closed", n)
 	}
 }
 
@@ -124,7 +127,7 @@ func TestUpstreamAnswersBeforeReadingBody(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Fatalf("status %d", resp.StatusCode)
+			t.Fatalf("status %d %s %s\n%s", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"), resp.Header.Get("X-Tokrun-Rule"), h.audit.String()+h.logs.String())
 		}
 	}
 	if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com/next", nil)); status != 200 || body != "ok" {
