@@ -56,6 +56,9 @@ func TestDecide(t *testing.T) {
 		{"GET", "https", "api.openai.com", 0, "/v1/..\\admin", want{false, InvalidPath, "", ""}},
 		{"GET", "https", "api.openai.com", 0, "/v1/..;/admin", want{false, InvalidPath, "", ""}},
 		{"GET", "https", "api.openai.com", 0, "/v1/%00", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/x%0A", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/x%09", want{false, InvalidPath, "", ""}},
+		{"GET", "https", "api.openai.com", 0, "/v1/x%7F", want{false, InvalidPath, "", ""}},
 
 		// Methods, ports, schemes.
 		{"DELETE", "https", "api.openai.com", 0, "/v1/x", want{false, MethodNotAllowed, "", ""}},

@@ -55,8 +55,9 @@
 // collapsed, so "/v1/../admin", "/v1/%2e%2e/admin" and "//admin" are all
 // "/admin" and cannot pass a "/v1/**" rule. Ambiguous paths are refused
 // outright with reason invalid_path rather than guessed at: encoded
-// slashes and backslashes (%2F, %5C), raw backslashes, NUL and control
-// characters, and ";" path parameters on dot-segments. In globs, "*"
+// slashes and backslashes (%2F, %5C), raw backslashes, control
+// characters raw or encoded (%00-%1F, %7F), and ";" path parameters on
+// dot-segments. In globs, "*"
 // matches within one segment and "**" (a whole segment) matches zero or
 // more segments. The query string is not part of matching.
 //

@@ -24,8 +24,10 @@ const maxPathLen = 8 << 10
 //     as in RFC 3986 section 5.2.4 (".." never climbs above "/").
 //
 // Ambiguous paths are refused with ErrPath: an encoded "/" (%2F) or "\"
-// (%5C), a raw "\", an encoded NUL, a raw control character, a segment such as "..;x" or ".;x" that
-// some servers read as a dot-segment, and malformed percent-encodings.
+// (%5C), a raw "\", a control character, raw or encoded (%00-%1F, %7F:
+// some servers trim an encoded line end or tab, or let a "$" in a route
+// pattern match before one), a segment such as "..;x" or ".;x" that some
+// servers read as a dot-segment, and malformed percent-encodings.
 // NormalizePath is idempotent.
 func NormalizePath(p string) (string, error) {
 	if isNormal(p) {
@@ -75,7 +77,7 @@ func isNormalEscape(s string) bool {
 		return false
 	}
 	d := unhex(s[1])<<4 | unhex(s[2])
-	return d != '/' && d != '\\' && d != 0 && !isUnreserved(d)
+	return d != '/' && d != '\\' && !isCTLByte(d) && !isUnreserved(d)
 }
 
 // normalizePath is NormalizePath for a path that is not already normal.
@@ -103,8 +105,8 @@ func normalizePath(p string) (string, error) {
 			switch {
 			case d == '/' || d == '\\':
 				return "", fmt.Errorf("%w: encoded slash or backslash is ambiguous", ErrPath)
-			case d == 0:
-				return "", fmt.Errorf("%w: encoded NUL", ErrPath)
+			case isCTLByte(d):
+				return "", fmt.Errorf("%w: encoded control character", ErrPath)
 			case isUnreserved(d):
 				b.WriteByte(d)
 			default:
@@ -112,7 +114,7 @@ func normalizePath(p string) (string, error) {
 			}
 		case c == '\\':
 			return "", fmt.Errorf("%w: backslash is ambiguous", ErrPath)
-		case c < 0x20 || c == 0x7f:
+		case isCTLByte(c):
 			return "", fmt.Errorf("%w: control character", ErrPath)
 		case isPathChar(c):
 			b.WriteByte(c)
@@ -227,3 +229,6 @@ func isPathChar(c byte) bool {
 	}
 	return false
 }
+
+// isCTLByte reports whether c is an ASCII control character.
+func isCTLByte(c byte) bool { return c < 0x20 || c == 0x7f }
