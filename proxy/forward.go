@@ -10,14 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/policy"
 )
 
@@ -127,7 +125,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	pol := s.cfg.Policy()
 	d := t.decide(pol, r.Method, rawPath)
 	if d.Allow {
-		d = checkMethodOverride(pol, r, t, rawPath, d)
+		d = checkOverrides(pol, r, t, rawPath, d)
 	}
 	rec := Record{Client: t.client, Method: d.Method, Scheme: d.Scheme, Host: d.Host, Port: d.Port, Path: d.Path, Rule: d.Rule, Reason: string(d.Reason)}
 	ix := s.secrets(pol)
@@ -279,107 +277,6 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		ab.frames = frames
 	}
 	return resp
-}
-
-// methodOverrideHeaders are headers with which many APIs (Google's among
-// them) let a POST act as another method.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-
-// methodOverrideParam is the query parameter with which many frameworks
-// (Laravel and Symfony, Spring, Express's method-override) let a POST act
-// as another method.
-const methodOverrideParam = "_method"
-
-// checkMethodOverride refuses an allowed request whose method-override
-// header or query parameter names a method the same rule would not allow:
-// the upstream would act on that method, not on the one decided.
-func checkMethodOverride(pol *policy.Policy, r *http.Request, t target, rawPath string, d policy.Decision) policy.Decision {
-	check := func(via, v string) bool {
-		m := strings.ToUpper(strings.TrimSpace(v))
-		if m == "" || m == d.Method {
-			return true // no framework overrides with an empty value
-		}
-		od := pol.Decide(policy.Request{Scheme: t.scheme, Host: t.host, Port: t.port, Method: m, Path: rawPath})
-		if od.Allow && od.Rule == d.Rule {
-			return true
-		}
-		d.Allow, d.Inject, d.AllowPrivate = false, nil, false
-		d.Reason = policy.MethodNotAllowed
-		if !od.Allow {
-			d.Reason = od.Reason
-		}
-		if len(m) > 24 {
-			m = m[:24] + "..."
-		}
-		d.Explanation = via + " asks the upstream for " + strconv.Quote(m) + ", which rule " + d.Rule + " does not allow; send that method itself if a rule allows it"
-		return false
-	}
-	for _, h := range methodOverrideHeaders {
-		for _, v := range r.Header[h] {
-			if !check(h, v) {
-				return d
-			}
-		}
-	}
-	// Spelled with "_" (X_HTTP_METHOD_OVERRIDE), which CGI-style servers
-	// (PHP, Rack) read as the same header; Go keeps such a name as sent.
-	for name, vs := range r.Header {
-		if !strings.Contains(name, "_") || !slices.Contains(methodOverrideHeaders, http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
-			continue
-		}
-		for _, v := range vs {
-			if !check(name, v) {
-				return d
-			}
-		}
-	}
-	for _, v := range queryOverrides(r.URL.RawQuery) {
-		if !check("the query parameter "+methodOverrideParam, v) {
-			return d
-		}
-	}
-	return d
-}
-
-// queryOverrides returns the values of the method-override parameter in
-// a raw query, with "&" and ";" both taken as separators (as older
-// frameworks do). Names and values are decoded leniently, as PHP and
-// Express do (an invalid escape stays as it is), and names then as PHP
-// registers them (see phpName).
-func queryOverrides(raw string) []string {
-	if !strings.Contains(raw, "method") && !strings.Contains(raw, "%") {
-		return nil // the name cannot be there, not even encoded
-	}
-	var out []string
-	for rest := raw; rest != ""; {
-		pair := rest
-		if i := strings.IndexAny(rest, "&;"); i >= 0 {
-			pair, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		if phpName(match.LenientUnescape(k)) == methodOverrideParam {
-			out = append(out, match.LenientUnescape(v))
-		}
-	}
-	return out
-}
-
-// phpName is a parameter name as PHP registers it (Laravel and Symfony
-// read PHP's): cut at a NUL byte, leading spaces dropped, and spaces and
-// dots made underscores. Other frameworks use names as they are decoded,
-// and no name is _method to them that is not _method here too.
-func phpName(name string) string {
-	if i := strings.IndexByte(name, 0); i >= 0 {
-		name = name[:i]
-	}
-	return strings.Map(func(c rune) rune {
-		if c == ' ' || c == '.' {
-			return '_'
-		}
-		return c
-	}, strings.TrimLeft(name, " "))
 }
 
 // respond readies an allowed upstream response for the client: the

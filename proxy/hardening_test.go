@@ -633,6 +633,58 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 	}
 }
 
+// A path-override header (X-Original-URL, X-Rewrite-URL: IIS's URL
+// Rewrite, older Symfony and Zend) is decided as the path it names, with
+// every method the request may be read as, under the same rule.
+func TestPathOverrideIsDecidedToo(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	pol := strings.Replace(basicPolicy, "    methods: [GET, POST]\n", "    methods: [GET, POST, DELETE]\n", 1) +
+		"  - name: no-admin-delete\n    host: api.example.com\n    methods: [DELETE]\n    paths: [\"/v1/keys/**\"]\n"
+	h := newHarness(t, pol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		for _, k := range []string{"X-Original-Url", "X-Rewrite-Url", "X_original_url"} {
+			seen = append(seen, r.Header[k]...)
+		}
+		mu.Unlock()
+	})) // rule api: GET, POST and DELETE on /v1/**, but no /v1/admin/**, and no DELETE on /v1/keys/**
+	c := h.client()
+	for _, tt := range []struct {
+		headers map[string][]string
+		status  int
+		reason  string
+	}{
+		{map[string][]string{"X-Original-URL": {"/v1/admin/keys"}}, 403, "denied_by_rule"},
+		{map[string][]string{"X-Rewrite-URL": {"/other"}}, 403, "path_not_allowed"},
+		{map[string][]string{"X-Original-URL": {"/v1/ok?x=/admin"}}, 200, ""},
+		{map[string][]string{"X-Original-URL": {"https://api.example.com/v1/fine"}}, 200, ""},
+		{map[string][]string{"X-Original-URL": {"https://elsewhere.example/v1/admin/x"}}, 403, "denied_by_rule"},
+		{map[string][]string{"X-Original-URL": {"/v1/%2e%2e/admin/x"}}, 403, "path_not_allowed"}, // /admin/x
+		{map[string][]string{"X-Original-URL": {"admin"}}, 400, "invalid_path"},
+		{map[string][]string{"X_ORIGINAL_URL": {"/admin"}}, 403, "path_not_allowed"},
+		{map[string][]string{"X-Original-URL": {" "}}, 200, ""}, // empty: no override
+		// Each is allowed alone, not together: DELETE on /v1/keys/x.
+		{map[string][]string{"X-HTTP-Method-Override": {"DELETE"}}, 200, ""},
+		{map[string][]string{"X-Original-URL": {"/v1/keys/x"}}, 200, ""},
+		{map[string][]string{"X-HTTP-Method-Override": {"DELETE"}, "X-Original-URL": {"/v1/keys/x"}}, 403, "denied_by_rule"},
+		{map[string][]string{"X-Original-URL": {"/v1/a", "/v1/b", "/v1/c"}, "X-Rewrite-URL": {"/v1/d", "/v1/e"}}, 400, "bad_request"},
+	} {
+		req := newRequest(t, "POST", "https://api.example.com/v1/x", strings.NewReader("{}"))
+		for k, vs := range tt.headers {
+			req.Header[k] = vs
+		}
+		status, body, reason := h.do(c, req)
+		if status != tt.status || reason != tt.reason {
+			t.Errorf("%q: status %d reason %q body %q", tt.headers, status, reason, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"/v1/ok?x=/admin", "https://api.example.com/v1/fine", "", "/v1/keys/x"}; !slices.Equal(seen, want) {
+		t.Errorf("the upstream saw path overrides %q, want only the allowed ones %q", seen, want)
+	}
+}
+
 // The _method query parameter (Laravel, Symfony, Spring, Express) is
 // judged as the method it names, however its name is encoded and with
 // either separator.
