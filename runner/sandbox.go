@@ -41,6 +41,10 @@ type Sandbox struct {
 	spec           *specs.Spec
 	conf           *config.Config
 
+	// pidfds hold the sandbox's and gofer's processes while Run waits
+	// (see holdProcs).
+	pidfds []int
+
 	mu sync.Mutex
 	c  *container.Container
 }
@@ -268,6 +272,8 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	if err := c.Start(s.conf); err != nil {
 		return ExitFailure, fmt.Errorf("starting the sandbox: %w", err)
 	}
+	s.holdProcs(c)
+	defer s.releaseProcs()
 	if err := std.attach(); err != nil {
 		s.kill()
 		return ExitFailure, err
@@ -283,8 +289,11 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 		ws, err := c.Wait()
 		done <- result{ws, err}
 	}()
+	var force <-chan time.Time // after a kill, when to kill on the host
 	for {
 		select {
+		case <-force:
+			s.killHost()
 		case r := <-done:
 			s.recordEnd() // before the caller writes anything, --learn output say
 			std.drain()
@@ -304,17 +313,27 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 				if stops++; stops > 1 {
 					// A second request to stop: the command (or a stopped
 					// init) did not end, so the sandbox is killed.
-					s.kill()
+					if force == nil {
+						force = s.kill()
+					}
 					continue
 				}
 			}
-			_ = c.SignalContainer(sig.(syscall.Signal), false)
-			// The command may have stopped init (kill -STOP 1): wake it
-			// so that it can forward the signal.
-			_ = c.SignalContainer(unix.SIGCONT, false)
+			// In the background: a stuck sandbox must not stop tokrun
+			// from hearing the second request.
+			go func() {
+				_ = c.SignalContainer(sig.(syscall.Signal), false)
+				// The command may have stopped init (kill -STOP 1): wake
+				// it so that it can forward the signal.
+				_ = c.SignalContainer(unix.SIGCONT, false)
+			}()
 		case <-ctx.Done():
-			s.kill()
-			<-done
+			select {
+			case <-done:
+			case <-s.kill():
+				s.killHost()
+				<-done
+			}
 			std.drain()
 			return ExitFailure, ctx.Err()
 		}
@@ -352,14 +371,51 @@ func (s *Sandbox) recordEnd() {
 // (the end of its window in the history of runs), once Run has returned.
 func (s *Sandbox) WindowEnd() time.Time { return s.end }
 
-// kill ends every process of the sandbox.
-func (s *Sandbox) kill() {
+// killGrace is how long a killed sandbox has to end before its
+// processes are killed on the host.
+const killGrace = 5 * time.Second
+
+// kill ends every process of the sandbox, through gVisor, in the
+// background. The channel it returns fires after killGrace: if the
+// sandbox has not ended by then (its kernel stuck in a call its gofer
+// never answers, say), killHost should end it.
+func (s *Sandbox) kill() <-chan time.Time {
 	s.mu.Lock()
 	c := s.c
 	s.mu.Unlock()
 	if c != nil {
-		_ = c.SignalContainer(unix.SIGKILL, true)
+		go func() { _ = c.SignalContainer(unix.SIGKILL, true) }()
 	}
+	return time.After(killGrace)
+}
+
+// holdProcs opens pidfds of the sandbox's and the gofer's processes, once
+// they have started, so that killHost cannot signal a process that took
+// a PID of theirs after they were reaped.
+func (s *Sandbox) holdProcs(c *container.Container) {
+	for _, pid := range []int{c.Sandbox.Getpid(), c.GoferPid.Load()} {
+		if pid <= 0 {
+			continue
+		}
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			s.pidfds = append(s.pidfds, fd)
+		}
+	}
+}
+
+// killHost kills the sandbox's and the gofer's processes on the host.
+func (s *Sandbox) killHost() {
+	for _, fd := range s.pidfds {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+}
+
+// releaseProcs closes the pidfds of holdProcs.
+func (s *Sandbox) releaseProcs() {
+	for _, fd := range s.pidfds {
+		unix.Close(fd)
+	}
+	s.pidfds = nil
 }
 
 // Close destroys the sandbox and removes the run's directory. gVisor's

@@ -168,7 +168,7 @@ func buildLayout(runDir, exe, socket, dir string, extra []Mount, caPEM []byte) (
 	}
 	l.mounts = append(l.mounts,
 		bind(exe, insideInit, true),
-		bind(socket, insideSocket, false),
+		bind(socket, insideSocket, true),
 		bind(bundleFile, insideDir+"/ca-bundle.pem", true),
 		bind(dir, dir, false),
 	)

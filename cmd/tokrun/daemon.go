@@ -80,6 +80,15 @@ func daemonFiles(socket string) (hidden, protected []runner.Hidden, ok bool) {
 	if p := abs(flags["--policy"]); p != "" {
 		protected = append(protected, runner.Hidden{Path: p, What: "the proxy's policy", Hint: hint + ": the daemon reloads its policy when it changes"})
 	}
+	// Replaced, the binary would run with the daemon's key at its next
+	// start. A binary replaced already (an upgrade) shows as deleted; its
+	// path is what the next start runs.
+	if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+		protected = append(protected, runner.Hidden{Path: strings.TrimSuffix(exe, " (deleted)"), What: "the tokproxy daemon's executable",
+			Hint: "keep the tokproxy binary outside the working directory and the mounts: the daemon's next start would run what the command left there"})
+	} else {
+		ok = false
+	}
 	return hidden, protected, ok
 }
 

@@ -260,3 +260,35 @@ func TestExternalProxyFilesFromTheDaemonItself(t *testing.T) {
 		t.Fatalf("want exit 125 and %q, got\n%s", want, r)
 	}
 }
+
+// With --proxy, the daemon's executable may not be writable inside: the
+// command could replace it, and the daemon's next start would run that
+// with the daemon's key.
+func TestExternalProxyExecutableProtected(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(tokproxyBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(w.project, "bin", "tokproxy")
+	os.MkdirAll(filepath.Dir(bin), 0o755)
+	writeFile(t, bin, string(b), 0o755)
+	state, sock := t.TempDir(), filepath.Join(t.TempDir(), "proxy.sock")
+	proxyCmd := exec.Command(bin, "serve", "--listen", "unix:"+sock, "--policy", w.policy, "--key", w.keyFile, "--state-dir", state)
+	if err := proxyCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxyCmd.Process.Kill(); proxyCmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tokproxy did not start")
+		}
+	}
+	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", filepath.Join(state, "ca.pem"), "--", "/bin/true")
+	if want := "the tokproxy daemon's executable " + bin + " would be writable inside the sandbox"; r.code != 125 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("want exit 125 and %q, got\n%s", want, r)
+	}
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,6 +129,94 @@ func TestStoppedInitDoesNotHangTokrun(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatal("tokrun ignored SIGTERM twice after the command stopped init")
 		}
+	}
+}
+
+// A sandbox whose kernel is stuck cannot make tokrun unstoppable: after
+// the second SIGTERM, the sandbox's processes are killed on the host. The
+// sandbox process is stopped here from outside, the way a call its gofer
+// never answers would hold it.
+func TestStuckSandboxDoesNotHangTokrun(t *testing.T) {
+	w := newWorld(t)
+	cmd := w.start(nil, nil, nil, "--", "/bin/sh", "-c", "echo ready; sleep 1000")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("the command said %q: %v", line, err)
+	}
+	sandbox := childNamed(t, cmd.Process.Pid, "runsc-sandbox")
+	if err := syscall.Kill(sandbox, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if code := exitCode(t, err); code != 137 {
+			t.Errorf("exit status %d, want 137 (the command killed)", code)
+		}
+	case <-time.After(60 * time.Second):
+		syscall.Kill(sandbox, syscall.SIGKILL)
+		t.Fatal("tokrun still waits for a stuck sandbox 60s after a second SIGTERM")
+	}
+	// Killed, and reaped once tokrun has gone.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", sandbox)); os.IsNotExist(err) {
+			break
+		}
+		if i == 100 {
+			syscall.Kill(sandbox, syscall.SIGKILL)
+			t.Fatal("the sandbox process outlived tokrun")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// childNamed returns the PID of the child of pid whose command line
+// starts with name.
+func childNamed(t *testing.T, pid int, name string) int {
+	t.Helper()
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			cmdline, _ := os.ReadFile("/proc/" + c + "/cmdline")
+			if strings.HasPrefix(string(cmdline), name) {
+				n, _ := strconv.Atoi(c)
+				return n
+			}
+		}
+	}
+	t.Fatalf("tokrun (PID %d) has no %s child", pid, name)
+	return 0
+}
+
+// The proxy's socket cannot be changed from inside: a chmod of it, which
+// gVisor would hand to the gofer and never finish, fails at once.
+func TestProxySocketIsReadOnly(t *testing.T) {
+	w := newWorld(t)
+	cmd := w.start(nil, nil, nil, "--", "/bin/sh", "-c", "chmod 777 /.tokrun/proxy.sock 2>/dev/null; echo chmod=$?; touch /.tokrun/proxy.sock 2>/dev/null; echo touch=$?")
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	out, err := cmd.Output()
+	if err != nil || string(out) != "chmod=1\ntouch=1\n" {
+		t.Fatalf("%v: %q, want chmod and touch refused (after 60s the run is killed)", err, out)
 	}
 }
 
