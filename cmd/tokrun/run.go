@@ -183,7 +183,7 @@ func loadPolicy(o *runOptions, keys *sealing.KeyRing) (*policy.Policy, string, e
 			what = file + " was changed on its way (" + c.Path + ")"
 		}
 		return nil, file, cli.WithHints(fmt.Errorf("%s during an earlier sandboxed run (%s), so the command of that run may have written it", what, &c.Window),
-			"review it; once it is as you want it, save it again (or run: touch "+c.Path+") and tokrun will use it")
+			"review it; once it is as you want it, save it again (or run: touch -h "+c.Path+", which changes a symlink itself, not what it points to) and tokrun will use it")
 	}
 	p, err := policy.Load(file, opts)
 	if err != nil && keys == nil && o.keyFile == "" && strings.Contains(err.Error(), "key") {

@@ -341,6 +341,42 @@ func TestPolicySwappedInByARunIsRefused(t *testing.T) {
 	}
 }
 
+// A policy symlink that a sandboxed command planted is refused; the hint
+// touches the link, not what it points to.
+func TestPolicySymlinkPlantedByARunIsRefused(t *testing.T) {
+	w := newWorld(t)
+	b, err := os.ReadFile(w.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(w.project, "target.yaml")
+	writeFile(t, target, string(b), 0o644)
+	before, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // change times are compared in whole seconds
+	args := []string{"--key", w.keyFile, "--upstream-ca", w.caFile, "--state-dir", w.stateDir, "--"}
+	if r := w.runRaw("", append(args, "/bin/sh", "-c", "ln -s target.yaml tokrun.yaml")...); r.code != 0 {
+		t.Fatalf("run failed:\n%s", r)
+	}
+	link := filepath.Join(w.project, "tokrun.yaml")
+	r := w.runRaw("", append(args, "/bin/true")...)
+	if r.code != 125 || !strings.Contains(r.stderr, "run: touch -h "+link+",") {
+		t.Fatalf("a planted symlink: want a refusal whose hint touches the link, got\n%s", r)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if out, err := exec.Command("touch", "-h", link).CombinedOutput(); err != nil {
+		t.Fatalf("touch -h: %v %s", err, out)
+	}
+	if r = w.runRaw("", append(args, "/bin/true")...); r.code != 0 {
+		t.Fatalf("after touch -h:\n%s", r)
+	}
+	if after, err := os.Stat(target); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the link's target changed: %v", err)
+	}
+}
+
 // A policy that a sandboxed command wrote for the next run is refused
 // until someone saves it again.
 func TestPolicyPlantedByARunIsRefused(t *testing.T) {
