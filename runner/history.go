@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,6 +109,7 @@ type Window struct {
 	machine, boot, pidns string
 	pid                  int
 	pidStart             uint64
+	unrecorded           bool // its end was not in the history read
 	foundFinished        bool // its end was not recorded: windows found the run over
 }
 
@@ -325,7 +327,7 @@ func (st state) windows(now time.Time) ([]Window, error) {
 			continue
 		}
 		if w.End.IsZero() {
-			w.End = now
+			w.End, w.unrecorded = now, true
 			if end, ok := w.finished(here, now); ok {
 				w.End, w.foundFinished = end, true
 			}
@@ -373,15 +375,34 @@ func ChangedDuringRun(stateDir, path string) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ws []Window
-	for _, f := range append(files, filepath.Join(abs, historyFile)) {
-		st := state{history: f}
-		w, err := st.windows(time.Now())
+	files = append(files, filepath.Join(abs, historyFile))
+	perFile := make([][]Window, len(files))
+	now := time.Now()
+	for i, f := range files {
+		w, err := state{history: f}.windows(now)
 		if err != nil {
 			return nil, err
 		}
-		st.closeFinished(w)
-		ws = append(ws, w...)
+		perFile[i] = w
+	}
+	// A run whose end one history recorded ended then in all of them,
+	// not when a reader of another found it over: that would move its
+	// end later at every reading.
+	recorded := map[string]time.Time{}
+	for _, w := range slices.Concat(perFile...) {
+		if !w.unrecorded && w.End.After(recorded[w.ID]) {
+			recorded[w.ID] = w.End
+		}
+	}
+	var ws []Window
+	for i, f := range files {
+		for j, w := range perFile[i] {
+			if end, ok := recorded[w.ID]; ok && w.unrecorded {
+				perFile[i][j].End, perFile[i][j].foundFinished = end, true
+			}
+		}
+		state{history: f}.closeFinished(perFile[i])
+		ws = append(ws, perFile[i]...)
 	}
 	if len(ws) == 0 {
 		return nil, nil

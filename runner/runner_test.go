@@ -482,6 +482,40 @@ func TestWindowOfAFinishedRunCloses(t *testing.T) {
 	}
 }
 
+// A run whose end one history recorded ended then for every history: a
+// reader of another history that finds the run over does not move its
+// end to now (which refused a policy saved again since).
+func TestRecordedEndHoldsAcrossHistories(t *testing.T) {
+	isolateHistory(t)
+	stateDir, project := t.TempDir(), t.TempDir()
+	persistent := state{history: persistentHistory()}
+	if err := os.MkdirAll(filepath.Dir(persistent.history), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	local := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	start, end := time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
+	killed := historyRecord{ID: "killed", Places: []string{project}, Start: start, Machine: machineID(), Boot: bootID(), PIDNS: pidNS(), PID: dead.Process.Pid, PIDStart: 1}
+	for _, st := range []state{persistent, local} {
+		if err := st.appendHistory(killed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	persistent.appendHistory(historyRecord{ID: "killed", End: end})
+	pol := filepath.Join(project, "tokrun.yaml")
+	os.WriteFile(pol, []byte("version: 1\n"), 0o644) // saved after the recorded end
+	if c, err := ChangedDuringRun(stateDir, pol); err != nil || c != nil {
+		t.Fatalf("a policy saved after the run's recorded end: %+v, %v", c, err)
+	}
+	ws, err := local.windows(time.Now())
+	if err != nil || len(ws) != 1 || !ws[0].End.Equal(end) || ws[0].foundFinished {
+		t.Fatalf("the state directory's history: %+v, %v; want the recorded end %v written there", ws, err, end)
+	}
+}
+
 // isolateHistory points the persistent history of runs at a temporary
 // directory, as for a user other than root, so that a test never reads or
 // writes the machine's.
