@@ -68,8 +68,10 @@ func TestRefusedBodyAndTheConnection(t *testing.T) {
 		tc := h.tunnel(t, "api.example.com")
 		tc.SetDeadline(time.Now().Add(20 * time.Second))
 		go func() {
-			fmt.Fprintf(tc, "POST /v2/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\n", tt.size)
-			tc.Write(make([]byte, tt.size)) //nolint:errcheck // fails once the proxy closes
+			// One write: the small body arrives with the head, before the
+			// refusal, and the next request cannot overtake it.
+			head := fmt.Sprintf("POST /v2/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\n", tt.size)
+			tc.Write(append([]byte(head), make([]byte, tt.size)...)) //nolint:errcheck // fails once the proxy closes
 		}()
 		br := bufio.NewReader(tc)
 		resp, body := readResponse(t, br, "POST")

@@ -57,8 +57,9 @@ func historyPath(root bool, home string) string {
 // persistentHistory is historyPath for this process: its user's home
 // directory from the user database, when that is a directory (service
 // users such as nobody have none), else $HOME. Inside tokrun's user
-// namespace the user is the one mapped to its root.
-func persistentHistory() string {
+// namespace the user is the one mapped to its root. (A variable, so that
+// tests never touch the machine's history.)
+var persistentHistory = func() string {
 	home := os.Getenv("HOME")
 	if u, err := user.LookupId(strconv.Itoa(outerUID())); err == nil && u.HomeDir != "" {
 		if fi, err := os.Stat(u.HomeDir); err == nil && fi.IsDir() {

@@ -517,12 +517,15 @@ func TestRecordedEndHoldsAcrossHistories(t *testing.T) {
 }
 
 // isolateHistory points the persistent history of runs at a temporary
-// directory, as for a user other than root, so that a test never reads or
-// writes the machine's.
+// file, and makes the process look like a user other than root, so that a
+// test never reads or writes the machine's history.
 func isolateHistory(t *testing.T) {
 	t.Helper()
 	t.Setenv(usernsEnv, "1")
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	p := filepath.Join(t.TempDir(), historyFile)
+	saved := persistentHistory
+	persistentHistory = func() string { return p }
+	t.Cleanup(func() { persistentHistory = saved })
 }
 
 // An end a reader found (the run's process gone) never shortens the end
