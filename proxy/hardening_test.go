@@ -661,6 +661,7 @@ func TestPathOverrideIsDecidedToo(t *testing.T) {
 		{map[string][]string{"X-Original-URL": {"https://elsewhere.example/v1/admin/x"}}, 403, "denied_by_rule"},
 		{map[string][]string{"X-Original-URL": {"/v1/%2e%2e/admin/x"}}, 403, "path_not_allowed"}, // /admin/x
 		{map[string][]string{"X-Original-URL": {"admin"}}, 400, "invalid_path"},
+		{map[string][]string{"X-Original-URL": {"http:admin/x"}}, 400, "invalid_path"},
 		{map[string][]string{"X_ORIGINAL_URL": {"/admin"}}, 403, "path_not_allowed"},
 		{map[string][]string{"X-Original-URL": {" "}}, 200, ""}, // empty: no override
 		// Each is allowed alone, not together: DELETE on /v1/keys/x.

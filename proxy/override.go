@@ -154,21 +154,25 @@ func quoteShort(v string) string {
 }
 
 // overridePath is the path a path-override header names: the value up
-// to its query, or the path of an absolute URL. The policy refuses
-// anything else as an invalid path.
+// to its query, or the path of an absolute URL with a host. Anything else
+// (an opaque URL such as "http:admin", a fragment) is returned as it is,
+// for the policy to refuse as an invalid path.
 func overridePath(v string) string {
 	if !strings.HasPrefix(v, "/") {
-		if u, err := url.Parse(v); err == nil && u.IsAbs() {
-			if v = u.EscapedPath(); v == "" {
-				v = "/"
-			}
+		u, err := url.Parse(v)
+		if err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "" {
+			return v
+		}
+		if v = u.EscapedPath(); v == "" {
+			return "/"
+		}
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			// The path alone, as the request line's would be.
+			return v
 		}
 	}
-	if i := strings.IndexAny(v, "?#"); i >= 0 {
+	if i := strings.IndexByte(v, '?'); i >= 0 {
 		v = v[:i]
-	}
-	if v == "" {
-		return "/"
 	}
 	return v
 }

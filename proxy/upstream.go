@@ -448,7 +448,7 @@ type upBody struct {
 	body  io.ReadCloser
 	h     *cancelHook // the exchange's, which closes pc when cancelled
 	wrote chan error  // nil if the request had no body
-	reuse bool        // the upstream did not ask to close
+	reuse bool        // neither the upstream nor the request (a body) asked to close
 	err   error       // set when finished
 }
 
@@ -478,7 +478,14 @@ func (b *upBody) finish(err error) {
 	}
 	b.err = err
 	pc := b.pc
-	reuse := err == io.EOF && b.reuse && b.h.clear() && b.writeDone()
+	if err == io.EOF && b.wrote != nil {
+		// The response ended whole: the writer may still be sending the
+		// rest of the body (scanned for placeholders as it is read).
+		// It gets a moment to end before the connection, never reused
+		// after a body, closes under it.
+		b.waitWriter()
+	}
+	reuse := err == io.EOF && b.reuse && b.h.clear()
 	if !reuse {
 		b.h.clear()
 		pc.close()
@@ -489,24 +496,18 @@ func (b *upBody) finish(err error) {
 	}
 }
 
-// writeDone reports whether the request body was written whole, waiting
-// briefly for the writer, which may not have reported yet.
-func (b *upBody) writeDone() bool {
-	if b.wrote == nil {
-		return true
-	}
+// waitWriter waits briefly for the writer of the request body to end.
+func (b *upBody) waitWriter() {
 	select {
-	case err := <-b.wrote:
-		return err == nil
+	case <-b.wrote:
+		return
 	default:
 	}
 	t := time.NewTimer(50 * time.Millisecond)
 	defer t.Stop()
 	select {
-	case err := <-b.wrote:
-		return err == nil
+	case <-b.wrote:
 	case <-t.C:
-		return false
 	}
 }
 
