@@ -178,9 +178,15 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		delete(out.Header, "Sec-Websocket-Extensions")
 	}
 	var injected []string
-	for _, inj := range d.Inject {
+	var fps string // the secrets' fingerprints: what the pool keys connections by
+	for i, inj := range d.Inject {
 		out.Header.Set(inj.Header, inj.Secret.HeaderValue())
 		injected = append(injected, inj.Name)
+		if i == 0 {
+			fps = inj.Fingerprint
+		} else {
+			fps += "," + inj.Fingerprint
+		}
 	}
 	rec.Secrets = injected
 	if len(d.Inject) > 0 {
@@ -223,7 +229,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 	}
 	sent := s.cfg.Now()
 	hook := t.hook(r)
-	resp, err := up.roundTrip(hook, out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port, client: poolClient(t.client), secrets: strings.Join(injected, ",")})
+	resp, err := up.roundTrip(hook, out, upKey{scheme: d.Scheme, host: d.Host, port: d.Port, client: poolClient(t.client), secrets: fps})
 	var late *lateTrip
 	if trip != nil {
 		hit := trip.hit.Load()
@@ -378,7 +384,8 @@ type lateTrip struct {
 // poolClient is the part of a client's name its upstream connections are
 // pooled under: a client known only by its address (an unauthenticated
 // TCP listener) is known by its IP, so that its next connections find the
-// upstream connections its earlier ones left. Token names hold no ":".
+// upstream connections its earlier ones left. Token names are never
+// "unix", an IP address or hold ":" (New refuses them).
 func poolClient(client string) string {
 	if i := strings.LastIndexByte(client, ':'); i >= 0 {
 		return client[:i]

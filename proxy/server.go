@@ -10,11 +10,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +149,11 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Policy == nil || cfg.CA == nil {
 		return nil, errors.New("proxy: Config.Policy and Config.CA are required")
+	}
+	for _, t := range cfg.Tokens {
+		if _, err := netip.ParseAddr(t.Name); err == nil || t.Name == "" || t.Name == "unix" || strings.Contains(t.Name, ":") {
+			return nil, fmt.Errorf("proxy: token name %q: a client name may not be empty, \"unix\", an IP address or hold \":\", which name clients of a Unix socket and clients known by address", t.Name)
+		}
 	}
 	s := &Server{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
 	if s.log == nil {

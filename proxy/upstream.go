@@ -22,7 +22,7 @@ import (
 
 // upstream is the proxy's HTTP/1.1 client. It writes a request and reads
 // its response on the calling goroutine, over connections it pools per
-// scheme, host and port. net/http's Transport reads and writes every
+// scheme, host, port, client and secrets injected (upKey). net/http's Transport reads and writes every
 // connection in goroutines of their own; on small requests, waking those
 // goroutines costs more than the exchange itself. A request body is
 // written by a second goroutine, so that an upstream may answer before it
@@ -61,8 +61,8 @@ type upKey struct {
 	scheme  string // "https" or "http"
 	host    string // canonical host, IPv6 without brackets
 	port    int
-	client  string // the client's name (see Record.Client)
-	secrets string // the names of the secrets injected, comma-separated
+	client  string // the client's name (see Record.Client), its IP for an address
+	secrets string // the fingerprints of the secrets injected, comma-separated
 }
 
 // maxIdleTotal bounds the idle connections of all hosts together, as

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -18,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/sealing"
 )
 
 // A pooled connection the upstream closed while it idled is not used: a
@@ -544,4 +548,71 @@ func TestPooledConnectionsKeptApart(t *testing.T) {
 		t.Fatalf("the upstream parsed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	h.checkNoSecret()
+}
+
+// A secret rotated by a policy reload (same name, new value) does not
+// share pooled connections with its old value: a late answer echoing the
+// old value would be scrubbed only of the new one.
+func TestPooledConnectionsKeptApartAcrossRotation(t *testing.T) {
+	u := &desyncUpstream{stale: true}
+	var cur atomic.Pointer[policy.Policy]
+	h := newHarness(t, twoRulesOneHost, u, func(_ *harness, c *Config) {
+		first := c.Policy
+		c.Policy = func() *policy.Policy {
+			if p := cur.Load(); p != nil {
+				return p
+			}
+			return first()
+		}
+	})
+	c := h.client()
+	get := func(path, want string) {
+		t.Helper()
+		status, body, _ := h.do(c, newRequest(t, "GET", "https://api.example.com"+path, nil))
+		if status != 200 || body != want {
+			t.Errorf("%s: %d %q, want %q", path, status, body, want)
+		}
+	}
+	get("/v1/a", "path=/v1/a")
+	keys := testKeys(t)
+	rotated, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+		Name: "api", Hosts: []string{"api.example.com"}, Header: "Authorization", Format: "Bearer {}",
+	}, "sk-test-ROTATED-0123456789abcdef", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("rotated.yaml", []byte(strings.ReplaceAll(twoRulesOneHost, "SEALED", rotated)), policy.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Store(pol)
+	get("/v1/b", "path=/v1/b") // on a new connection: not the old value's stale answer
+	if got := u.requests(); len(got) != 2 || !strings.HasPrefix(got[1], "conn=2 ") {
+		t.Fatalf("the upstream parsed %q: the rotated secret used the old value's connection", got)
+	}
+	h.checkNoSecret()
+}
+
+// Client names that would be taken for another kind of client are
+// refused: "unix", an IP address, a name with ":".
+func TestTokenNamesAreUnambiguous(t *testing.T) {
+	ca, err := NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("p.yaml", []byte("version: 1\nrules: []\n"), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"unix", "127.0.0.1", "::1", "agent:1", ""} {
+		_, err := New(Config{Policy: func() *policy.Policy { return pol }, CA: ca, Tokens: []Token{{Name: name}}})
+		if err == nil || !strings.Contains(err.Error(), "token name") {
+			t.Errorf("token name %q: %v, want a refusal", name, err)
+		}
+	}
+	srv, err := New(Config{Policy: func() *policy.Policy { return pol }, CA: ca, Tokens: []Token{{Name: "agent-1.x"}}})
+	if err != nil {
+		t.Fatalf("an ordinary name: %v", err)
+	}
+	srv.Close()
 }

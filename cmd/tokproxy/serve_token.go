@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -29,6 +30,18 @@ const tokenPrefix = "tokproxy_"
 // validTokenName is the form of a client name: it is written to the audit
 // log as the client, so it is short and plain.
 var validTokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// tokenNameProblem says what is wrong with a client name ("must ..."),
+// or "".
+func tokenNameProblem(name string) string {
+	if !validTokenName.MatchString(name) {
+		return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+	}
+	if _, err := netip.ParseAddr(name); err == nil || name == "unix" {
+		return "must not be \"unix\" or an IP address, which name the Unix socket's clients and clients known by address"
+	}
+	return ""
+}
 
 // maxTokenFile bounds the size of a token file read into memory.
 const maxTokenFile = 1 << 20
@@ -75,8 +88,8 @@ func parseTokens(path string, data []byte) ([]proxy.Token, []error) {
 			continue
 		}
 		name, digest := fields[0], fields[1]
-		if !validTokenName.MatchString(name) {
-			bad("client name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		if p := tokenNameProblem(name); p != "" {
+			bad("client name %s", p)
 			continue
 		}
 		var t proxy.Token
@@ -143,8 +156,8 @@ func newTokenCmd(e *env) *cobra.Command {
 }
 
 func (e *env) token(name, appendFile string) error {
-	if !validTokenName.MatchString(name) {
-		return cli.Usagef("client name %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	if p := tokenNameProblem(name); p != "" {
+		return cli.Usagef("client name %q %s", name, p)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {

@@ -56,6 +56,7 @@ func TestParseTokens(t *testing.T) {
 		{"ci " + d1 + " extra\n", nil, []string{"t:1: want NAME SHA256HEX, got 3 fields"}},
 		{"ci " + d1[:62] + "\n", nil, []string{"t:1: client ci: the digest is not a SHA-256"}},
 		{"-ci " + d1 + "\n", nil, []string{"t:1: client name must be"}},
+		{"unix " + d1 + "\n127.0.0.1 " + d2 + "\n", nil, []string{"t:1: client name must not be \"unix\" or an IP address", "t:2: client name must not be"}},
 		{"ci " + d1 + "\nci " + d2 + "\nx " + d1 + "\n", []string{"ci"}, []string{"t:2: client ci is already listed on line 1", "t:3: client x has the same token digest as line 1"}},
 	}
 	for _, tt := range tests {
