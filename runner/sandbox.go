@@ -16,6 +16,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/log"
 	"gvisor.dev/gvisor/runsc/config"
 	"gvisor.dev/gvisor/runsc/container"
 )
@@ -275,7 +276,7 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 	s.holdProcs(c)
 	defer s.releaseProcs()
 	if err := std.attach(); err != nil {
-		s.kill()
+		_ = c.SignalContainer(unix.SIGKILL, true)
 		return ExitFailure, err
 	}
 
@@ -289,6 +290,43 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 		ws, err := c.Wait()
 		done <- result{ws, err}
 	}()
+	// Signals reach the sandbox through one goroutine, in the order they
+	// came: a stuck sandbox holds that goroutine, not this loop, which
+	// must still hear the second request to stop.
+	fwd := make(chan syscall.Signal, 8)
+	fwdDone := make(chan struct{})
+	go func() {
+		defer close(fwdDone)
+		for sig := range fwd {
+			if sig == unix.SIGKILL {
+				_ = c.SignalContainer(unix.SIGKILL, true)
+				continue
+			}
+			_ = c.SignalContainer(sig, false)
+			// The command may have stopped init (kill -STOP 1): wake it
+			// so that it can forward the signal.
+			_ = c.SignalContainer(unix.SIGCONT, false)
+		}
+	}()
+	defer func() {
+		// Once the sandbox has ended, or was killed on the host, a call
+		// in progress fails at once.
+		close(fwd)
+		select {
+		case <-fwdDone:
+		case <-time.After(killGrace):
+		}
+	}()
+	send := func(sig syscall.Signal) {
+		select {
+		case fwd <- sig:
+		default: // the sandbox does not take signals: a kill follows if asked twice
+		}
+	}
+	kill := func() <-chan time.Time {
+		send(unix.SIGKILL)
+		return time.After(killGrace)
+	}
 	var force <-chan time.Time // after a kill, when to kill on the host
 	for {
 		select {
@@ -314,23 +352,16 @@ func (s *Sandbox) Run(ctx context.Context) (int, error) {
 					// A second request to stop: the command (or a stopped
 					// init) did not end, so the sandbox is killed.
 					if force == nil {
-						force = s.kill()
+						force = kill()
 					}
 					continue
 				}
 			}
-			// In the background: a stuck sandbox must not stop tokrun
-			// from hearing the second request.
-			go func() {
-				_ = c.SignalContainer(sig.(syscall.Signal), false)
-				// The command may have stopped init (kill -STOP 1): wake
-				// it so that it can forward the signal.
-				_ = c.SignalContainer(unix.SIGCONT, false)
-			}()
+			send(sig.(syscall.Signal))
 		case <-ctx.Done():
 			select {
 			case <-done:
-			case <-s.kill():
+			case <-kill():
 				s.killHost()
 				<-done
 			}
@@ -372,22 +403,9 @@ func (s *Sandbox) recordEnd() {
 func (s *Sandbox) WindowEnd() time.Time { return s.end }
 
 // killGrace is how long a killed sandbox has to end before its
-// processes are killed on the host.
+// processes are killed on the host (its kernel stuck in a call its gofer
+// never answers, say).
 const killGrace = 5 * time.Second
-
-// kill ends every process of the sandbox, through gVisor, in the
-// background. The channel it returns fires after killGrace: if the
-// sandbox has not ended by then (its kernel stuck in a call its gofer
-// never answers, say), killHost should end it.
-func (s *Sandbox) kill() <-chan time.Time {
-	s.mu.Lock()
-	c := s.c
-	s.mu.Unlock()
-	if c != nil {
-		go func() { _ = c.SignalContainer(unix.SIGKILL, true) }()
-	}
-	return time.After(killGrace)
-}
 
 // holdProcs opens pidfds of the sandbox's and the gofer's processes, once
 // they have started, so that killHost cannot signal a process that took
@@ -397,9 +415,12 @@ func (s *Sandbox) holdProcs(c *container.Container) {
 		if pid <= 0 {
 			continue
 		}
-		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
-			s.pidfds = append(s.pidfds, fd)
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			log.Warningf("tokrun: pidfd of PID %d: %v; a stuck sandbox cannot be killed on the host", pid, err)
+			continue
 		}
+		s.pidfds = append(s.pidfds, fd)
 	}
 }
 
