@@ -120,6 +120,47 @@ func BenchmarkKeepAliveHTTPS(b *testing.B) {
 	}
 }
 
+// BenchmarkPostHTTPS is BenchmarkKeepAliveHTTPS with POST requests of
+// 1 KiB: each takes a new upstream connection (a request with a body
+// never shares its connection with the next), resumed from a TLS session
+// ticket where the upstream allows it.
+func BenchmarkPostHTTPS(b *testing.B) {
+	h := newHarness(b, benchPolicy, http.HandlerFunc(benchUpstream))
+	body := make([]byte, 1024)
+	url := "https://api.example.com/v1/x"
+	for _, c := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			direct, proxied := h.directClient(), h.client()
+			var cmp loadtest.Comparison
+			var extra time.Duration
+			for _, cl := range []*http.Client{direct, proxied} {
+				cl.Transport.(*http.Transport).MaxIdleConnsPerHost = c
+				mustRunPost(b, cl, url, body, 50, c)
+			}
+			dials := h.dials.Load()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d := mustRunPost(b, direct, url, body, 200*c, c)
+				p := mustRunPost(b, proxied, url, body, 200*c, c)
+				cmp.Add(d, p)
+				extra += p.CPU - d.CPU
+			}
+			b.StopTimer()
+			reportComparison(b, &cmp, extra)
+			b.ReportMetric(float64(h.dials.Load()-dials)/float64(cmp.Requests), "upstream-dials/req")
+		})
+	}
+}
+
+func mustRunPost(b *testing.B, c *http.Client, url string, body []byte, n, conc int) loadtest.Result {
+	b.Helper()
+	r, err := loadtest.RunPost(c, url, body, n, conc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
 // plainGoproxy starts goproxy intercepting every CONNECT, with a pooled
 // transport to the test upstream (64 idle connections per host), and
 // returns a constructor of clients that use it.

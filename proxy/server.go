@@ -207,7 +207,7 @@ func (s *Server) dialUpstream(allowPrivate bool) *upstream {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return s.cfg.Dialer.DialContext(ctx, network, addr, allowPrivate)
 	}
-	return newUpstream(dial, &tls.Config{RootCAs: s.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}, s.limits)
+	return newUpstream(dial, &tls.Config{RootCAs: s.cfg.UpstreamRoots, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}, s.limits)
 }
 
 type listenerKey struct{}

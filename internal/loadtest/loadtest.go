@@ -3,6 +3,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,18 @@ type Result struct {
 // Run sends n GET requests to url with c concurrent workers. Every
 // response must have status 200; its body is read and discarded.
 func Run(client *http.Client, url string, n, c int) (Result, error) {
+	return run(n, c, func() error { return get(client, url) })
+}
+
+// RunPost is Run with POST requests carrying body.
+func RunPost(client *http.Client, url string, body []byte, n, c int) (Result, error) {
+	return run(n, c, func() error {
+		resp, err := client.Post(url, "application/octet-stream", bytes.NewReader(body))
+		return finish(resp, err, url)
+	})
+}
+
+func run(n, c int, do func() error) (Result, error) {
 	lat := make([]time.Duration, n)
 	var mu sync.Mutex
 	next := 0
@@ -43,7 +56,7 @@ func Run(client *http.Client, url string, n, c int) (Result, error) {
 					return
 				}
 				t0 := time.Now()
-				err := get(client, url)
+				err := do()
 				if err != nil {
 					mu.Lock()
 					firstErr = err
@@ -60,6 +73,11 @@ func Run(client *http.Client, url string, n, c int) (Result, error) {
 
 func get(client *http.Client, url string) error {
 	resp, err := client.Get(url)
+	return finish(resp, err, url)
+}
+
+// finish reads and closes a response, which must have status 200.
+func finish(resp *http.Response, err error, url string) error {
 	if err != nil {
 		return err
 	}
@@ -68,7 +86,7 @@ func get(client *http.Client, url string) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("%s %s: %s", resp.Request.Method, url, resp.Status)
 	}
 	return nil
 }
