@@ -354,11 +354,15 @@ func TestPlainBodyPeekTimesOut(t *testing.T) {
 }
 
 // lateTripUpstream answers before it reads the request body, as streaming
-// APIs do, then reads the body and reports what reached it.
-func lateTripUpstream(got chan<- string) http.HandlerFunc {
+// APIs do: "started\n", whole (with its length) if whole, else as the
+// start of a stream. Then it reads the body and reports what reached it.
+func lateTripUpstream(got chan<- string, whole bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
 		w.Header().Set("Content-Type", "text/plain")
+		if whole {
+			w.Header().Set("Content-Length", "8")
+		}
 		io.WriteString(w, "started\n")
 		w.(http.Flusher).Flush()
 		b, _ := io.ReadAll(r.Body)
@@ -398,7 +402,7 @@ func checkLateTrip(t *testing.T, h *harness, events *atomic.Int32, got <-chan st
 func TestLateTripwireIsReported(t *testing.T) {
 	var events atomic.Int32
 	got := make(chan string, 1)
-	h := newHarness(t, tripPolicy, lateTripUpstream(got), func(_ *harness, c *Config) {
+	h := newHarness(t, tripPolicy, lateTripUpstream(got, false), func(_ *harness, c *Config) {
 		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
 	})
 	tc := h.tunnel(t, "open.example.com")
@@ -435,7 +439,7 @@ func plainRule(pol, port string) string {
 // is cut off, not ended as if it were whole.
 func TestLateTripwireIsReportedPlain(t *testing.T) {
 	got := make(chan string, 1)
-	up := httptest.NewServer(lateTripUpstream(got))
+	up := httptest.NewServer(lateTripUpstream(got, false))
 	defer up.Close()
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
 	pol := plainRule(tripPolicy, port)

@@ -104,19 +104,6 @@ func withHeader(r *http.Request, k, v string) *http.Request {
 	return r
 }
 
-// answerFirstUpstream answers whole (a length, flushed) before it reads
-// the request body, then reads the body and reports what reached it.
-func answerFirstUpstream(got chan<- string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		http.NewResponseController(w).EnableFullDuplex() //nolint:errcheck // HTTP/1 supports it
-		w.Header().Set("Content-Length", "8")
-		io.WriteString(w, "answered")
-		w.(http.Flusher).Flush()
-		b, _ := io.ReadAll(r.Body)
-		got <- string(b)
-	}
-}
-
 // uploadAfterAnswer sends, in a tunnel to open.example.com, a POST to
 // /upload whose body carries the placeholder past the part scanned before
 // dialling, sent only once the whole response has arrived and the
@@ -129,7 +116,7 @@ func uploadAfterAnswer(t *testing.T, h *harness, conn net.Conn, br *bufio.Reader
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: open.example.com\r\nContent-Length: %d\r\n\r\n%s", len(filler)+len(rest), filler)
 	resp, body := readResponse(t, br, "POST")
-	if resp.StatusCode != 200 || body != "answered" {
+	if resp.StatusCode != 200 || body != "started\n" {
 		t.Fatalf("response %d %q", resp.StatusCode, body)
 	}
 	h.waitAudit(t, `"decision":"allow","reason":"allowed","rule":"open","method":"POST"`)
@@ -146,7 +133,7 @@ func uploadAfterAnswer(t *testing.T, h *harness, conn net.Conn, br *bufio.Reader
 func TestLateTripwireAfterTheRecord(t *testing.T) {
 	got := make(chan string, 1)
 	var events atomic.Int32
-	h := newHarness(t, tripPolicy, answerFirstUpstream(got), func(_ *harness, c *Config) {
+	h := newHarness(t, tripPolicy, lateTripUpstream(got, true), func(_ *harness, c *Config) {
 		c.OnTripwire = func(TripwireEvent) { events.Add(1) }
 	})
 	tc := h.tunnel(t, "open.example.com")

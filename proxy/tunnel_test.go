@@ -414,7 +414,7 @@ func TestTunnelSeesPlaceholdersRegisteredLater(t *testing.T) {
 // once the response had ended whole on a connection that could be kept,
 // the client's next request on the connection is not served.
 func TestCancelledExchangeEndsTunnel(t *testing.T) {
-	h := newHarness(t, tripPolicy, answerFirstUpstream(make(chan string, 1)))
+	h := newHarness(t, tripPolicy, lateTripUpstream(make(chan string, 1), true))
 	tc := h.tunnel(t, "open.example.com")
 	defer tc.Close()
 	br := bufio.NewReader(tc)
