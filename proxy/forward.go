@@ -220,6 +220,9 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 				return s.refuse(r, t, ReasonBadRequest, d.Rule, "could not read the request body")
 			}
 			out.Body = &readCloser{Reader: io.MultiReader(bytes.NewReader(head), trip), c: trip}
+			if tb, ok := r.Body.(*tunnelBody); ok {
+				out.Body = tb.scanned(out.Body)
+			}
 		}
 	}
 

@@ -379,6 +379,8 @@ func (c *tunnelConn) finishBody(req *http.Request) bool {
 	}
 	// The deadline also ends a read the upstream writer may be blocked in.
 	c.tc.SetReadDeadline(time.Now().Add(c.s.limits.ReadHeaderTimeout)) //nolint:errcheck
+	b.scanning.Lock()
+	defer b.scanning.Unlock()
 	b.reading.Lock()
 	defer b.reading.Unlock()
 	b.mu.Lock()
@@ -424,7 +426,8 @@ type tunnelBody struct {
 	body   io.ReadCloser
 	expect bool
 
-	reading sync.Mutex // held during a read of body
+	reading  sync.Mutex // held during a read of body
+	scanning sync.Mutex // held during a read of scanned, its scan included
 
 	mu     sync.Mutex // guards the fields below, never held during a read
 	n      int64      // bytes read
@@ -473,6 +476,26 @@ func (b *tunnelBody) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	return nil
+}
+
+// scanned returns r, a reader of this body that scans what it reads for
+// placeholders, made to hold b.scanning through each read: finishBody,
+// which takes it too, then sees a tripwire that read fired (its
+// exchange cancelled) before it lets the connection carry another
+// request.
+func (b *tunnelBody) scanned(r io.ReadCloser) io.ReadCloser {
+	return &scannedBody{b: b, ReadCloser: r}
+}
+
+type scannedBody struct {
+	b *tunnelBody
+	io.ReadCloser
+}
+
+func (s *scannedBody) Read(p []byte) (int, error) {
+	s.b.scanning.Lock()
+	defer s.b.scanning.Unlock()
+	return s.ReadCloser.Read(p)
 }
 
 // sendContinue answers "100 Continue" once, unless the response has begun.
