@@ -370,10 +370,9 @@ func lateTripUpstream(got chan<- string, whole bool) http.HandlerFunc {
 	}
 }
 
-// checkLateTrip checks that a placeholder sent after the response began
-// never reached the upstream, cut the response off, and was reported:
-// callback, metric and the request's audit record.
-func checkLateTrip(t *testing.T, h *harness, events *atomic.Int32, got <-chan string, respErr error, path string) {
+// checkNotReached waits for what a late-trip upstream read of the body,
+// which must not hold the placeholder.
+func checkNotReached(t *testing.T, got <-chan string) {
 	t.Helper()
 	select {
 	case b := <-got:
@@ -383,6 +382,14 @@ func checkLateTrip(t *testing.T, h *harness, events *atomic.Int32, got <-chan st
 	case <-time.After(20 * time.Second):
 		t.Fatal("the upstream never finished reading")
 	}
+}
+
+// checkLateTrip checks that a placeholder sent after the response began
+// never reached the upstream, cut the response off, and was reported:
+// callback, metric and the request's audit record.
+func checkLateTrip(t *testing.T, h *harness, events *atomic.Int32, got <-chan string, respErr error, path string) {
+	t.Helper()
+	checkNotReached(t, got)
 	if respErr == nil {
 		t.Error("the response was not cut off")
 	}
