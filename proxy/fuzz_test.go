@@ -14,9 +14,12 @@ import (
 
 // Whatever headers a client sends, after stripping and injection the
 // injected header holds exactly the secret's value, and no hop-by-hop
-// header, header named in Connection, Proxy-* or X-Tokrun-* header is left.
+// header, header named in Connection, Proxy-* or X-Tokrun-* header is
+// left, nor one of those or a framing header spelled with "_".
 func FuzzHeaderHandling(f *testing.F) {
 	f.Add("Connection", "Authorization, X-Foo", "Authorization", "Bearer client")
+	f.Add("Transfer_Encoding", "chunked", "content_length", "5")
+	f.Add("Proxy_Connection", "x", "HOST_", "x")
 	f.Add("connection", "keep-alive, upgrade", "Upgrade", "websocket")
 	f.Add("Proxy-Authorization", "Basic x", "X-Tokrun-Reason", "x")
 	f.Add("Connection", "authorization", "AUTHORIZATION", "x")
@@ -45,6 +48,11 @@ func FuzzHeaderHandling(f *testing.F) {
 			canon := http.CanonicalHeaderKey(name)
 			if canon == "Authorization" {
 				continue
+			}
+			if dashed := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")); dashed != canon {
+				if dashed == "Content-Length" || dashed == "Host" || isHopByHop(dashed) {
+					t.Fatalf("header %s, read as %s by CGI-style servers, left", name, dashed)
+				}
 			}
 			for _, hop := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 				"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {

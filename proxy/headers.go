@@ -20,7 +20,9 @@ func isHopByHop(name string) bool {
 
 // stripHopByHop removes hop-by-hop headers (isHopByHop) and every header
 // named in Connection. It runs before injection, so a client that names
-// the injected header in Connection cannot have it removed.
+// the injected header in Connection cannot have it removed. So are
+// framing and hop-by-hop headers spelled with "_" (Transfer_Encoding,
+// Content_Length), which CGI-style servers read as the real ones.
 func stripHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -30,10 +32,16 @@ func stripHopByHop(h http.Header) {
 		}
 	}
 	for name := range h {
-		if isHopByHop(name) {
+		if isHopByHop(name) || strings.Contains(name, "_") && isFraming(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
 			delete(h, name)
 		}
 	}
+}
+
+// isFraming reports whether a canonical header name is hop-by-hop or
+// frames the message or names its target.
+func isFraming(name string) bool {
+	return isHopByHop(name) || name == "Content-Length" || name == "Host"
 }
 
 // isWebSocketUpgrade reports whether the client asks to switch to the
