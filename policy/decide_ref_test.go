@@ -206,9 +206,16 @@ func refLoosePath(p string) string {
 			}
 			seg = t
 		}
+		seg = strings.ReplaceAll(seg, "%C4%B1", "i")
+		seg = strings.ReplaceAll(seg, "%C5%BF", "s")
+		seg = strings.ReplaceAll(seg, "%E2%84%AA", "k")
 		segs[i] = refLowerKeepEscapes(seg)
 	}
-	if out := strings.TrimRight(strings.Join(segs, "/"), "/"); out != "" {
+	out := strings.Join(segs, "/")
+	for strings.Contains(out, "//") {
+		out = strings.ReplaceAll(out, "//", "/")
+	}
+	if out = strings.TrimRight(out, "/"); out != "" {
 		return out
 	}
 	return "/"

@@ -277,6 +277,9 @@ deny:
 		{"/v1/admin//", "no-admin"},
 		{"/v1/ADMIN/", "no-admin"},
 		{"/v1/admin;x=1/", "no-admin"},
+		{"/v1/;x/admin", "no-admin"}, // Tomcat, Spring: "/v1//admin", then "/v1/admin"
+		{"/v1/;/admin;y/", "no-admin"},
+		{"/v1/adm%C4%B1n", "no-admin"}, // dotless i: "I" to Java's equalsIgnoreCase
 		{"/v1/users/42/delete/", "no-delete"},
 	} {
 		d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "POST", Path: tc.path})

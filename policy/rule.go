@@ -40,31 +40,41 @@ type Rule struct {
 }
 
 // loosePath folds the spellings that some servers treat as the same path:
-// case (Express, ASP.NET), ";" parameters (Tomcat, Jetty) and trailing
-// dots and spaces (IIS) in each segment, and a trailing slash (Express, Spring,
-// Rails, ASP.NET route "/x/" to "/x"). Deny rules match it too, so
-// "/v1/ADMIN", "/v1/admin;x=y", "/v1/admin." and "/v1/admin/" cannot slip
-// past a deny of "/v1/admin".
+// case (Express, ASP.NET; with the three non-ASCII letters that Java's and
+// .NET's case-insensitive comparisons take for ASCII ones: dotless i, long
+// s and the Kelvin sign), ";" parameters (Tomcat, Jetty) and trailing dots
+// and spaces (IIS) in each segment, the empty segments these leave (Tomcat
+// and Spring collapse "//"), and a trailing slash (Express, Spring, Rails,
+// ASP.NET route "/x/" to "/x"). Deny rules match it too, so "/v1/ADMIN",
+// "/v1/admin;x=y", "/v1/;x/admin", "/v1/admin." and "/v1/admin/" cannot
+// slip past a deny of "/v1/admin".
 func loosePath(p string) string {
 	if isLoose(p) {
 		return p
 	}
 	segs := strings.Split(p, "/")
-	for i, seg := range segs {
+	out := segs[:1] // "" before the leading "/"
+	for _, seg := range segs[1:] {
 		if j := strings.IndexByte(seg, ';'); j >= 0 {
 			seg = seg[:j]
 		}
 		if seg != "." && seg != ".." {
 			seg = trimDotsAndSpaces(seg)
 		}
-		segs[i] = lowerKeepEscapes(seg)
+		if seg != "" {
+			out = append(out, lowerKeepEscapes(foldLookalikes.Replace(seg)))
+		}
 	}
-	out := strings.Join(segs, "/")
-	for len(out) > 1 && out[len(out)-1] == '/' {
-		out = out[:len(out)-1]
+	if len(out) == 1 {
+		return "/"
 	}
-	return out
+	return strings.Join(out, "/")
 }
+
+// foldLookalikes maps the non-ASCII letters that case-insensitive
+// comparisons in Java and .NET equate with ASCII letters ("ı" and "I",
+// "ſ" and "S", the Kelvin sign and "K"), as normalised paths escape them.
+var foldLookalikes = strings.NewReplacer("%C4%B1", "i", "%C5%BF", "s", "%E2%84%AA", "k")
 
 // trimDotsAndSpaces removes the dots and spaces (%20) that end a
 // segment: IIS ignores both.

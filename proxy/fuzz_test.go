@@ -20,6 +20,7 @@ func FuzzHeaderHandling(f *testing.F) {
 	f.Add("Connection", "Authorization, X-Foo", "Authorization", "Bearer client")
 	f.Add("Transfer_Encoding", "chunked", "content_length", "5")
 	f.Add("Proxy_Connection", "x", "HOST_", "x")
+	f.Add("Transfer.Encoding", "chunked", "Content.length", "5")
 	f.Add("connection", "keep-alive, upgrade", "Upgrade", "websocket")
 	f.Add("Proxy-Authorization", "Basic x", "X-Tokrun-Reason", "x")
 	f.Add("Connection", "authorization", "AUTHORIZATION", "x")
@@ -49,7 +50,7 @@ func FuzzHeaderHandling(f *testing.F) {
 			if canon == "Authorization" {
 				continue
 			}
-			if dashed := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")); dashed != canon {
+			if dashed := http.CanonicalHeaderKey(strings.NewReplacer("_", "-", ".", "-").Replace(name)); dashed != canon {
 				if dashed == "Content-Length" || dashed == "Host" || isHopByHop(dashed) {
 					t.Fatalf("header %s, read as %s by CGI-style servers, left", name, dashed)
 				}

@@ -625,6 +625,7 @@ func TestMethodOverrideIsDecidedToo(t *testing.T) {
 		{"X-HTTP-Method-Override", " ", 200, ""}, // empty: no override
 		{"X_HTTP_METHOD_OVERRIDE", "DELETE", 403, "method_not_allowed"},
 		{"x_method_override", "PATCH", 403, "method_not_allowed"},
+		{"X.HTTP.Method.Override", "DELETE", 403, "method_not_allowed"}, // PHP: HTTP_X_HTTP_METHOD_OVERRIDE
 		{"X-HTTP-Method-Override", strings.Repeat("Q", 40), 403, "method_not_allowed"},
 	} {
 		req := newRequest(t, "POST", "https://api.example.com/v1/x", strings.NewReader("{}"))
@@ -674,6 +675,7 @@ func TestPathOverrideIsDecidedToo(t *testing.T) {
 		{map[string][]string{"X-Original-URL": {"admin"}}, 400, "invalid_path"},
 		{map[string][]string{"X-Original-URL": {"http:admin/x"}}, 400, "invalid_path"},
 		{map[string][]string{"X_ORIGINAL_URL": {"/admin"}}, 403, "path_not_allowed"},
+		{map[string][]string{"X.Original.URL": {"/admin"}}, 403, "path_not_allowed"},
 		{map[string][]string{"X-Original-URL": {" "}}, 200, ""}, // empty: no override
 		// Each is allowed alone, not together: DELETE on /v1/keys/x.
 		{map[string][]string{"X-HTTP-Method-Override": {"DELETE"}}, 200, ""},

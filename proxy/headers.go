@@ -21,8 +21,8 @@ func isHopByHop(name string) bool {
 // stripHopByHop removes hop-by-hop headers (isHopByHop) and every header
 // named in Connection. It runs before injection, so a client that names
 // the injected header in Connection cannot have it removed. So are
-// framing and hop-by-hop headers spelled with "_" (Transfer_Encoding,
-// Content_Length), which CGI-style servers read as the real ones.
+// framing and hop-by-hop headers spelled with "_" or "." (Transfer_Encoding,
+// Content.Length), which CGI-style servers read as the real ones.
 func stripHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -32,10 +32,31 @@ func stripHopByHop(h http.Header) {
 		}
 	}
 	for name := range h {
-		if isHopByHop(name) || strings.Contains(name, "_") && isFraming(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
+		if isHopByHop(name) {
+			delete(h, name)
+		} else if cgi, ok := cgiSpelling(name); ok && isFraming(cgi) {
 			delete(h, name)
 		}
 	}
+}
+
+// cgiSpelling returns the canonical name a CGI-style server may take a
+// header's name for, every character but letters, digits and "-" made
+// "-" (PHP makes "_", "." and " " alike), when that differs from the name.
+func cgiSpelling(name string) (string, bool) {
+	if strings.IndexFunc(name, notAlnumDash) < 0 {
+		return "", false
+	}
+	return http.CanonicalHeaderKey(strings.Map(func(r rune) rune {
+		if notAlnumDash(r) {
+			return '-'
+		}
+		return r
+	}, name)), true
+}
+
+func notAlnumDash(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
 }
 
 // isFraming reports whether a canonical header name is hop-by-hop or

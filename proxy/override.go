@@ -73,13 +73,15 @@ func checkOverrides(pol *policy.Policy, r *http.Request, t target, rawPath strin
 	for _, h := range pathOverrideHeaders {
 		ok = ok && addHeader(h, r.Header[h], true)
 	}
-	// Spelled with "_" (X_HTTP_METHOD_OVERRIDE), which CGI-style servers
-	// (PHP, Rack) read as the same header; Go keeps such a name as sent.
+	// Spelled with "_" or "." (X_HTTP_METHOD_OVERRIDE, X.HTTP.Method.Override),
+	// which CGI-style servers (PHP, Rack) read as the same header; Go keeps
+	// such a name as sent.
 	for name, vs := range r.Header {
-		if !ok || !strings.Contains(name, "_") {
+		canon, cgi := cgiSpelling(name)
+		if !ok || !cgi {
 			continue
 		}
-		switch canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")); {
+		switch {
 		case slices.Contains(methodOverrideHeaders, canon):
 			ok = addHeader(name, vs, false)
 		case slices.Contains(pathOverrideHeaders, canon):
