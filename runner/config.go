@@ -63,6 +63,11 @@ type Config struct {
 	// TTY gives the command a pseudo-terminal; Stdin must then be a
 	// terminal.
 	TTY bool
+	// MaxProcs bounds the processes and threads of the command's user
+	// inside (RLIMIT_NPROC, enforced by gVisor: fork fails with EAGAIN
+	// beyond it). Each process inside is a process on the host. Zero means
+	// DefaultMaxProcs.
+	MaxProcs int
 	// Stdin, Stdout and Stderr are the command's stdio; nil means empty
 	// input and discarded output.
 	Stdin          io.Reader
@@ -134,3 +139,6 @@ func checkDest(dst string) error {
 	}
 	return nil
 }
+
+// DefaultMaxProcs is Config.MaxProcs when it is zero.
+const DefaultMaxProcs = 2048

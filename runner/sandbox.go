@@ -188,7 +188,11 @@ func New(cfg Config) (*Sandbox, error) {
 		args = append(args, "--tty")
 	}
 	args = append(append(args, "--"), cfg.Command...)
-	s.spec = buildSpec(l, args, env, cfg.Dir, cfg.TTY, s.uid, s.gid)
+	maxProcs := cfg.MaxProcs
+	if maxProcs <= 0 {
+		maxProcs = DefaultMaxProcs
+	}
+	s.spec = buildSpec(l, args, env, cfg.Dir, cfg.TTY, s.uid, s.gid, maxProcs)
 	b, err := json.Marshal(s.spec)
 	if err != nil {
 		return nil, err

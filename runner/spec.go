@@ -212,7 +212,7 @@ func trustBundle(caPEM []byte) ([]byte, error) {
 }
 
 // buildSpec returns the OCI spec of a run.
-func buildSpec(l *layout, args, env []string, cwd string, tty bool, uid, gid int) *specs.Spec {
+func buildSpec(l *layout, args, env []string, cwd string, tty bool, uid, gid, maxProcs int) *specs.Spec {
 	caps := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 	return &specs.Spec{
 		Version:  specs.Version,
@@ -228,7 +228,12 @@ func buildSpec(l *layout, args, env []string, cwd string, tty bool, uid, gid int
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 65536, Soft: 65536}},
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: 65536, Soft: 65536},
+				// Each process inside is one on the host: bounded, a fork
+				// bomb fails inside instead of exhausting the host.
+				{Type: "RLIMIT_NPROC", Hard: uint64(maxProcs), Soft: uint64(maxProcs)},
+			},
 		},
 		Mounts: l.mounts,
 		Linux: &specs.Linux{

@@ -181,6 +181,33 @@ func TestStuckSandboxDoesNotHangTokrun(t *testing.T) {
 	}
 }
 
+// A fork bomb fails inside the sandbox at --max-procs, instead of using
+// up the host's processes (each process inside is one on the host).
+func TestMaxProcsBoundsForkBomb(t *testing.T) {
+	w := newWorld(t)
+	writeFile(t, filepath.Join(w.project, "fork.py"), `import os, time
+n = 0
+try:
+    for i in range(200):
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print("refused after", n, e.errno == 11, flush=True)
+os._exit(0)
+`, 0o644)
+	r := w.runRaw("", "--key", w.keyFile, "--state-dir", w.stateDir, "--max-procs", "40", "--", "python3", "fork.py")
+	var n int
+	var eagain bool
+	if _, err := fmt.Sscanf(r.stdout, "refused after %d %t", &n, &eagain); err != nil || r.code != 0 || !eagain || n > 40 {
+		t.Fatalf("want fork refused with EAGAIN within 40 processes, got\n%s", r)
+	}
+	if r := w.runRaw("", "--max-procs", "0", "--", "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "--max-procs must be at least 1") {
+		t.Errorf("--max-procs 0: want a usage error, got\n%s", r)
+	}
+}
+
 // childNamed returns the PID of the child of pid whose command line
 // starts with name.
 func childNamed(t *testing.T, pid int, name string) int {

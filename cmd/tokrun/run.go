@@ -37,6 +37,7 @@ type runOptions struct {
 	envs       []string
 	tty        bool
 	noTTY      bool
+	maxProcs   int
 	debug      bool
 }
 
@@ -52,6 +53,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringArrayVar(&o.envs, "env", nil, "set `K=V` inside, or pass K from your environment with --env K (repeatable)")
 	f.BoolVar(&o.tty, "tty", false, "give the command a terminal even when stdout is not one (stdin must be a terminal)")
 	f.BoolVar(&o.noTTY, "no-tty", false, "use pipes even when stdin and stdout are terminals")
+	f.IntVar(&o.maxProcs, "max-procs", runner.DefaultMaxProcs, "at most `N` processes and threads inside; each is a process on the host, so this bounds a fork bomb")
 	f.StringVar(&o.onTripwire, "on-tripwire", "deny", "what a leaked placeholder does (`MODE`): deny refuses the request; kill also ends the run with exit 124")
 	f.StringVar(&o.audit, "audit", "", "append one JSON line per proxy decision to `FILE` (- for stderr)")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics of the embedded proxy at http://`ADDR`/metrics")
@@ -70,6 +72,9 @@ func (o *runOptions) check() ([]string, []runner.Mount, error) {
 	}
 	if o.tty && o.noTTY {
 		return nil, nil, cli.Usagef("--tty and --no-tty cannot be used together")
+	}
+	if o.maxProcs < 1 {
+		return nil, nil, cli.Usagef("--max-procs must be at least 1, not %d", o.maxProcs)
 	}
 	if o.proxy != "" {
 		if !strings.HasPrefix(o.proxy, "unix:") || len(o.proxy) == len("unix:") {
@@ -273,6 +278,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		Command:  args,
 		Mounts:   mounts,
 		TTY:      tty,
+		MaxProcs: o.maxProcs,
 		Stdin:    e.stdin,
 		Stdout:   e.stdout,
 		Stderr:   e.stderr,
