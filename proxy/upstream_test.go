@@ -616,3 +616,28 @@ func TestTokenNamesAreUnambiguous(t *testing.T) {
 	}
 	srv.Close()
 }
+
+// A new upstream connection (each request with a body gets one) resumes
+// the TLS session of an earlier one rather than repeating the full
+// handshake.
+func TestUpstreamTLSSessionsResumed(t *testing.T) {
+	var mu sync.Mutex
+	var resumed []bool
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		resumed = append(resumed, r.TLS.DidResume)
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+	}))
+	c := h.client()
+	for i := 0; i < 3; i++ {
+		if status, body, _ := h.do(c, newRequest(t, "POST", "https://api.example.com/v1/x", strings.NewReader("{}"))); status != 200 {
+			t.Fatalf("POST %d: %d %q", i, status, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := h.dials.Load(); n != 3 || !slices.Equal(resumed, []bool{false, true, true}) {
+		t.Fatalf("%d dials, resumed %v; want 3 dials, the last two resumed", n, resumed)
+	}
+}

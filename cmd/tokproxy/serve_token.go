@@ -126,7 +126,7 @@ that file (created with mode 0600 if missing). The proxy keeps only the
 digest: the token itself is never written to its disk.
 
 NAME identifies the client in the audit log: 1-64 letters, digits, '.', '_'
-or '-'. Tokens start with "` + tokenPrefix + `" so that a leaked one is easy to find.
+or '-', and not "unix" or an IP address (which name other clients). Tokens start with "` + tokenPrefix + `" so that a leaked one is easy to find.
 A running proxy reads the token file at start only: restart it to add or
 revoke a client (delete its line).`
 
