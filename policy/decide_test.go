@@ -265,6 +265,7 @@ rules:
 deny:
   - {name: no-admin, host: api.example.com, paths: ["/v1/admin"]}
   - {name: no-delete, host: api.example.com, paths: ["/v1/users/*/delete"]}
+  - {name: no-keys, host: api.example.com, paths: ["/v1/keys"]}
 `
 	p, err := Parse("p.yaml", []byte(src), Options{})
 	if err != nil {
@@ -279,7 +280,9 @@ deny:
 		{"/v1/admin;x=1/", "no-admin"},
 		{"/v1/;x/admin", "no-admin"}, // Tomcat, Spring: "/v1//admin", then "/v1/admin"
 		{"/v1/;/admin;y/", "no-admin"},
-		{"/v1/adm%C4%B1n", "no-admin"}, // dotless i: "I" to Java's equalsIgnoreCase
+		{"/v1/adm%C4%B1n", "no-admin"},            // dotless i: "I" to Java's equalsIgnoreCase
+		{"/v1/u%C5%BFers/42/delete", "no-delete"}, // long s
+		{"/v1/%E2%84%AAeys", "no-keys"},           // Kelvin sign
 		{"/v1/users/42/delete/", "no-delete"},
 	} {
 		d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "POST", Path: tc.path})
