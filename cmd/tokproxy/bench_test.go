@@ -229,6 +229,7 @@ func startTokproxy(b *testing.B, bin, dir, name string, env []string) benchDaemo
 		"--listen", "tcp:"+addr, "--listen", "unix:"+state+".sock", "--token-file", filepath.Join(dir, "tokens.txt"), "--state-dir", state,
 		"--upstream-ca", filepath.Join(dir, "upstream.pem"), "--audit", auditPath, "--watch-interval", "0")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	dieWithParent(cmd)
 	var logs syncbuf.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -280,6 +281,7 @@ func startChild(b *testing.B, env string) child {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = []string{env}
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -211,6 +211,7 @@ func startDaemon(t *testing.T, f *e2eFiles, args ...string) *daemonProc {
 	d.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	d.cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
+	dieWithParent(d.cmd)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
