@@ -70,33 +70,50 @@ func readSecretFrom(r io.Reader, what string) ([]byte, error) {
 // readPassword prompts on stderr and reads one line from the terminal fd
 // with echo off. If the user interrupts, the terminal is restored before
 // exiting (with status 128+signal), so the shell is not left without echo.
+// If the job is stopped (Ctrl-Z) and resumed, echo is turned off again and
+// the prompt repeated: the shell turned echo on while it had the terminal.
 func (e *env) readPassword(fd int, name string) ([]byte, error) {
 	state, err := term.GetState(fd)
 	if err != nil {
 		return nil, fmt.Errorf("reading the secret from the terminal: %w", err)
 	}
+	prompt := fmt.Sprintf("Enter secret for %s: ", name)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGCONT)
+	done, stopped := make(chan struct{}), make(chan struct{})
 	defer func() {
 		signal.Stop(sigs)
 		close(done)
+		<-stopped
+		// As sealctl found it: a SIGCONT before term.ReadPassword saved
+		// the state would have it restore echo off.
+		_ = term.Restore(fd, state)
 	}()
 	go func() {
-		select {
-		case sig := <-sigs:
-			_ = term.Restore(fd, state)
-			fmt.Fprintf(e.stderr, "\nsealctl: error: interrupted\n")
-			code := 1
-			if s, ok := sig.(syscall.Signal); ok {
-				code = 128 + int(s) // as the shell reports a death by signal
+		defer close(stopped)
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGCONT {
+					if echoOff(fd) == nil {
+						fmt.Fprint(e.stderr, prompt)
+					}
+					continue
+				}
+				_ = term.Restore(fd, state)
+				fmt.Fprintf(e.stderr, "\nsealctl: error: interrupted\n")
+				code := 1
+				if s, ok := sig.(syscall.Signal); ok {
+					code = 128 + int(s) // as the shell reports a death by signal
+				}
+				os.Exit(code)
+			case <-done:
+				return
 			}
-			os.Exit(code)
-		case <-done:
 		}
 	}()
 
-	fmt.Fprintf(e.stderr, "Enter secret for %s: ", name)
+	fmt.Fprint(e.stderr, prompt)
 	data, err := term.ReadPassword(fd)
 	fmt.Fprintln(e.stderr)
 	if err != nil {

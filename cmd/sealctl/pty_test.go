@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -145,6 +146,71 @@ func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
 	}
 	if stdout.Len() != 0 || !strings.HasSuffix(stderr.String(), "sealctl: error: interrupted\n") {
 		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+}
+
+// TestSealPromptStopAndContinue: a shell turns echo back on when it stops
+// a job (Ctrl-Z) and leaves it on when the job is resumed (fg); the prompt
+// turns it off again before the secret is typed.
+func TestSealPromptStopAndContinue(t *testing.T) {
+	k, _, pubFile := testKey(t)
+	p := ptytest.Open(t)
+	cmd, stdout, stderr, exited, waitErr := startSeal(t, p, pubFile)
+
+	waitEchoOff(t, p, exited)
+	if err := cmd.Process.Signal(syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, cmd.Process.Pid)
+	p.SetEcho(t, true) // as bash does when a job stops
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitEchoOff(t, p, exited)
+	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-7373\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sealctl did not finish")
+	}
+	if *waitErr != nil {
+		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
+	}
+	if !p.EchoOn(t) {
+		t.Error("sealctl left the terminal with echo off")
+	}
+	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
+		t.Errorf("the terminal echoed the secret after a stop and continue: %q", echoed)
+	}
+	if got := stderr.String(); strings.Count(got, "Enter secret for n: ") != 2 || strings.Contains(got, "SENTINEL") {
+		t.Errorf("stderr = %q, want the prompt twice and no secret", got)
+	}
+	ring, err := sealing.NewKeyRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ring.Open(strings.TrimSuffix(stdout.String(), "\n"), "n"); err != nil || s.Reveal() != "sk-live-SENTINEL-7373" {
+		t.Errorf("opening %q: %v", stdout, err)
+	}
+}
+
+// waitStopped waits until process pid is stopped (state T in /proc).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not stop: %s", pid, stat)
+		}
 	}
 }
 

@@ -116,3 +116,22 @@ func (p *PTY) EchoOn(t testing.TB) bool {
 	}
 	return tio.Lflag&unix.ECHO != 0
 }
+
+// SetEcho turns the terminal's echo on or off, as a shell does for the
+// jobs it stops and resumes.
+func (p *PTY) SetEcho(t testing.TB, on bool) {
+	t.Helper()
+	fd := int(p.Slave.Fd())
+	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		t.Fatalf("TCGETS: %v", err)
+	}
+	if on {
+		tio.Lflag |= unix.ECHO
+	} else {
+		tio.Lflag &^= unix.ECHO
+	}
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, tio); err != nil {
+		t.Fatalf("TCSETS: %v", err)
+	}
+}
