@@ -36,7 +36,13 @@ func (e *env) readSecret(path, name string) (string, error) {
 			return "", fmt.Errorf("cannot open the --in file: %w", cli.PathCause(err))
 		}
 		defer f.Close()
-		data, err = readSecretFrom(f, "the secret in "+path)
+		if fd, isTerm := terminalFD(f); isTerm {
+			// --in /dev/tty or /dev/stdin on a terminal: typed, so prompted
+			// for without echo.
+			data, err = e.readPassword(fd, name)
+		} else {
+			data, err = readSecretFrom(f, "the secret in "+path)
+		}
 	default:
 		if fd, isTerm := terminalFD(e.stdin); isTerm {
 			data, err = e.readPassword(fd, name)

@@ -61,15 +61,21 @@ func TestPTYEchoes(t *testing.T) {
 // the pty as stdin.
 func startSeal(t *testing.T, p *ptytest.PTY, pubFile string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, exited chan struct{}, waitErr *error) {
 	t.Helper()
+	return startSealWith(t, p.Slave, sealArgs(pubFile))
+}
+
+// startSealWith runs the sealctl binary with args and stdin.
+func startSealWith(t *testing.T, stdin *os.File, args []string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer, exited chan struct{}, waitErr *error) {
+	t.Helper()
 	exe, err := exec.LookPath("sealctl")
 	if err != nil {
 		t.Fatalf("sealctl is not in $PATH: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	cmd = exec.CommandContext(ctx, exe, sealArgs(pubFile)...)
+	cmd = exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), "GORACE="+quickRaceExit())
-	cmd.Stdin = p.Slave
+	cmd.Stdin = stdin
 	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -146,6 +152,41 @@ func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
 	}
 	if stdout.Len() != 0 || !strings.HasSuffix(stderr.String(), "sealctl: error: interrupted\n") {
 		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+}
+
+// TestSealInFromTerminal: --in naming a terminal (/dev/tty, /dev/stdin on
+// a terminal) is typed into, so it is prompted for without echo, and one
+// line is read, not everything up to an end of file.
+func TestSealInFromTerminal(t *testing.T) {
+	k, _, pubFile := testKey(t)
+	p := ptytest.Open(t)
+	_, stdout, stderr, exited, waitErr := startSealWith(t, nil, sealArgs(pubFile, "--in", p.Slave.Name()))
+
+	waitEchoOff(t, p, exited)
+	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-5151\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sealctl did not finish after one line")
+	}
+	if *waitErr != nil {
+		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
+	}
+	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
+		t.Errorf("the terminal echoed the secret: %q", echoed)
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "Enter secret for n: \n") {
+		t.Errorf("stderr = %q, want the prompt", got)
+	}
+	ring, err := sealing.NewKeyRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ring.Open(strings.TrimSuffix(stdout.String(), "\n"), "n"); err != nil || s.Reveal() != "sk-live-SENTINEL-5151" {
+		t.Errorf("opening %q: %v", stdout, err)
 	}
 }
 
