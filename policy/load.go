@@ -582,6 +582,7 @@ func defaultPort(scheme string) int {
 // checkInjections verifies that every injected secret exists and that
 // its sealed binding can ever agree with the rule.
 func (b *builder) checkInjections(r *Rule, path string, injectNode *yaml.Node) {
+	byHeader := map[string]string{} // lower-case header name -> the secret injected there
 	for i, name := range r.Inject {
 		n, ip := injectNode.Content[i], index(join(path, "inject"), i)
 		if b.secretNodes[name] == nil {
@@ -597,6 +598,11 @@ func (b *builder) checkInjections(r *Rule, path string, injectNode *yaml.Node) {
 			continue
 		}
 		sb := s.Sealed.Binding()
+		if other, ok := byHeader[strings.ToLower(sb.Header)]; ok {
+			b.errorf(n, ip, "secrets %q and %q are both sealed for header %s; a request carries only one value there, so inject one of them per rule", other, name, sb.Header)
+			continue
+		}
+		byHeader[strings.ToLower(sb.Header)] = name
 		overlaps := false
 		for _, h := range sb.Hosts {
 			if hp, err := match.ParseHostPattern(h); err == nil && hp.Overlaps(r.host) {
