@@ -60,10 +60,34 @@ func (b Binding) Validate() error {
 }
 
 // forbiddenHeaders may never carry a secret: they are hop-by-hop (a client
-// could name them in Connection and have them dropped), framing, or routing.
+// could name them in Connection and have them dropped), framing, routing,
+// rewritten or removed by the proxy (Accept-Encoding, Range, If-Range), or
+// decided by it (the method and path overrides): a secret there would
+// never arrive, or would be read as something the policy never decided.
 var forbiddenHeaders = []string{
-	"Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Host", "Content-Length", "Content-Type", "Content-Encoding", "Set-Cookie", "Expect",
+	"Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings",
+	"Host", "Content-Length", "Content-Type", "Content-Encoding", "Set-Cookie", "Expect", "Max-Forwards",
+	"Accept-Encoding", "Range", "If-Range", "Forwarded",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Url", "X-Rewrite-Url",
+}
+
+// forbiddenPrefixes are the families of headers that may never carry a
+// secret: the proxy's own and the client's connection to it, what
+// proxies add about the original request, and the WebSocket handshake.
+var forbiddenPrefixes = []string{"Proxy-", "X-Tokrun-", "X-Forwarded-", "Sec-Websocket-"}
+
+// forbiddenHeader reports whether canon, a canonical header name, may
+// never carry a secret, also when spelled with '_' or '.' for '-', as
+// CGI-style servers (PHP) read them.
+func forbiddenHeader(canon string) bool {
+	spelled := http.CanonicalHeaderKey(strings.Map(func(r rune) rune {
+		if r == '_' || r == '.' {
+			return '-'
+		}
+		return r
+	}, canon))
+	return slices.Contains(forbiddenHeaders, spelled) ||
+		slices.ContainsFunc(forbiddenPrefixes, func(p string) bool { return strings.HasPrefix(spelled, p) })
 }
 
 // compiled is a validated binding with its matchers.
@@ -104,8 +128,8 @@ func compile(b Binding) (*compiled, error) {
 		return nil, bad("header: not a valid header name; give the name alone (such as Authorization) and the rest in the format")
 	}
 	canon := http.CanonicalHeaderKey(b.Header)
-	if slices.Contains(forbiddenHeaders, canon) || strings.HasPrefix(canon, "Proxy-") || strings.HasPrefix(canon, "X-Tokrun-") {
-		return nil, bad("header: %s cannot carry a secret (hop-by-hop, routing, framing or reserved header)", canon)
+	if forbiddenHeader(canon) {
+		return nil, bad("header: %s cannot carry a secret (a hop-by-hop, framing, routing or reserved header, or one the proxy rewrites or decides)", canon)
 	}
 	c.b.Header = canon
 	if strings.Count(b.Format, "{}") != 1 {
