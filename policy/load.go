@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokrun/tokrun/internal/match"
+	"github.com/tokrun/tokrun/internal/scrub"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -268,6 +269,8 @@ type builder struct {
 	secretNodes map[string]*yaml.Node
 	// placeholders maps each fixed placeholder to its secret.
 	placeholders map[string]string
+	// fixed lists the fixed placeholders where they were declared.
+	fixed []declared
 	// names maps each rule name to the line it was declared on.
 	names map[string]int
 }
@@ -307,6 +310,10 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 		k, v := n.Content[i], n.Content[i+1]
 		name := k.Value
 		sp := join(path, name)
+		if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+			b.errorf(k, path, "keys must be plain strings (merge keys and aliases are not supported)")
+			continue
+		}
 		if !nameRE.MatchString(name) {
 			b.errorf(k, sp, "secret names may contain only letters, digits, '.', '_' and '-' (at most 64)")
 			continue
@@ -350,6 +357,7 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 							b.placeholders = map[string]string{}
 						}
 						b.placeholders[ph] = name
+						b.fixed = append(b.fixed, declared{ph, n, ep})
 						s.Placeholders = append(s.Placeholders, ph)
 					}
 				})
@@ -398,6 +406,23 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 		b.pol.secrets[name] = s
 		b.pol.secretOrder = append(b.pol.secretOrder, name)
 	}
+	// A placeholder is handed to untrusted code: it must give away no
+	// secret's value, nor be a part of one.
+	for _, ph := range b.fixed {
+		for _, name := range b.pol.secretOrder {
+			if scrub.Overlaps(b.pol.secrets[name].Sealed.Reveal(), ph.value) {
+				// Not quoted: it holds the secret, or a part of it.
+				b.errorf(ph.node, ph.path, "this placeholder overlaps an encoding of secret %q's value, so it would hand the secret, or a part of it, to the code it is given to; choose another", name)
+			}
+		}
+	}
+}
+
+// declared is a value where the policy declared it.
+type declared struct {
+	value string
+	node  *yaml.Node
+	path  string
 }
 
 // sealedFile reads a sealed token from a file next to the policy.

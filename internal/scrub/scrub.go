@@ -91,6 +91,18 @@ func New(pairs []Pair) (*Scrubber, error) {
 	return &Scrubber{m: m}, nil
 }
 
+// Overlaps reports whether placeholder holds one of secret's forms, or
+// one of them holds it: such a placeholder could put the secret back into
+// what it stands in for, or complete it. New refuses such a pair.
+func Overlaps(secret, placeholder string) bool {
+	for _, f := range forms(secret) {
+		if strings.Contains(placeholder, f) || strings.Contains(f, placeholder) {
+			return true
+		}
+	}
+	return false
+}
+
 func lowerASCII[T ~string | ~[]byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
