@@ -129,6 +129,31 @@ func TestKeyFile(t *testing.T) {
 	}
 }
 
+// TestKeyFileByteOrderMark: a key file saved with a UTF-8 byte order mark
+// loads.
+func TestKeyFileByteOrderMark(t *testing.T) {
+	k := mustKey(t, "bom")
+	r, err := ParseKeyFile("k.txt", []byte("\uFEFF"+k.Reveal()+"\n"))
+	if err != nil || len(r.PublicKeys()) != 1 {
+		t.Fatalf("ParseKeyFile: %v", err)
+	}
+}
+
+// TestKeyGivenForItsFile: a private key passed where its file's path
+// belongs (--key "$KEY") is refused without being quoted.
+func TestKeyGivenForItsFile(t *testing.T) {
+	priv := mustKey(t, "argv").Reveal()
+	for _, path := range []string{priv, strings.ToLower(priv), "/tmp/" + priv} {
+		_, err := LoadKeyFile(path, nil)
+		if err == nil || !errors.Is(err, ErrKey) || !strings.Contains(err.Error(), "a private key was given where the path of its key file belongs") {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(strings.ToUpper(err.Error()), priv[19:40]) {
+			t.Fatalf("error echoes key material: %v", err)
+		}
+	}
+}
+
 func TestKeyFileErrors(t *testing.T) {
 	k := mustKey(t, "errors")
 	priv := k.Reveal()
@@ -138,7 +163,7 @@ func TestKeyFileErrors(t *testing.T) {
 		{"empty", "# nothing here\n", "k.txt: invalid key: no private keys"},
 		{"bad line", "# c\n\n" + priv[:40] + "\n", "k.txt:3: invalid key: private key text:"},
 		{"public key", k.Public().String() + "\n", "k.txt:1: invalid key: not a tokrun private key"},
-		{"duplicate", priv + "\n" + priv + "\n", "k.txt: invalid key: key " + k.Public().ID().String() + " appears twice"},
+		{"duplicate", priv + "\n#\n" + priv + "\n", "k.txt:3: invalid key: key " + k.Public().ID().String() + " appears twice (first on line 1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

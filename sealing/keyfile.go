@@ -64,6 +64,8 @@ func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
 		return nil, fmt.Errorf("%s: %w: key file larger than %d bytes", name, ErrKey, maxKeyFile)
 	}
 	var keys []*PrivateKey
+	lines := map[KeyID]int{}                        // the line each key is on
+	data = bytes.TrimPrefix(data, []byte("\uFEFF")) // a byte order mark some editors write
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxKeyFile)
 	for n := 1; sc.Scan(); n++ {
@@ -75,6 +77,10 @@ func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
+		if first, ok := lines[k.pub.ID()]; ok {
+			return nil, fmt.Errorf("%s:%d: %w: key %s appears twice (first on line %d)", name, n, ErrKey, k.pub.ID(), first)
+		}
+		lines[k.pub.ID()] = n
 		keys = append(keys, k)
 	}
 	if err := sc.Err(); err != nil {
@@ -91,6 +97,10 @@ func ParseKeyFile(name string, data []byte) (*KeyRing, error) {
 // read by group or others, warn is called with a message saying so (the
 // file is still loaded); warn may be nil.
 func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
+	if strings.Contains(strings.ToLower(path), privateHRP) {
+		// Never quoted: it is the key itself, given in place of its file.
+		return nil, fmt.Errorf("%w: a private key was given where the path of its key file belongs; put the key in a file (mode 0600) and give that file", ErrKey)
+	}
 	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		var pe *fs.PathError

@@ -123,7 +123,44 @@ func Root(use, short, long string, stdin io.Reader, stdout, stderr io.Writer) *c
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(FlagError)
+	root.SetHelpCommand(helpCommand())
 	return root
+}
+
+// helpCommand is cobra's "help [command]", except that a word that names
+// no command is an error, and is not echoed unless it looks like a
+// mistyped command (it could be something pasted in the wrong place).
+func helpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "help COMMAND prints the same help as COMMAND --help.",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			target, _, err := c.Root().Find(args)
+			if err != nil || target == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range target.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				e := &Error{Err: errors.New("no command by that name to show help for"), Usage: true}
+				if len(args) > 0 {
+					e.Hints = Suggest(c.Root(), args[len(args)-1])
+				}
+				return e
+			}
+			target.InitDefaultHelpFlag()
+			return target.Help()
+		},
+	}
 }
 
 // PathCause keeps the cause of a file system error and drops the path

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -61,3 +62,30 @@ type twoLines struct{}
 
 func (twoLines) Error() string   { return "a:1: x\na:2: y" }
 func (twoLines) Lines() []string { return []string{"a:1: x", "a:2: y"} }
+
+// TestHelpCommand: help with a word that names no command is an error
+// that does not echo the word (it could be a secret pasted there); with a
+// command's name it prints that command's help.
+func TestHelpCommand(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := Root("prog", "short", "long", nil, &out, &out)
+		root.AddCommand(&cobra.Command{Use: "seal", Long: "Seal things.", Run: func(*cobra.Command, []string) {}})
+		root.SetArgs(args)
+		cmd, err := root.ExecuteC()
+		if err != nil {
+			Report(&out, "prog", cmd, args, err)
+		}
+		return out.String(), err
+	}
+	if out, err := run("help", "seal"); err != nil || !strings.HasPrefix(out, "Seal things.") {
+		t.Errorf("help seal: %v\n%s", err, out)
+	}
+	out, err := run("help", "sk-live-0123456789abcdef")
+	if err == nil || strings.Contains(out, "sk-live") || !strings.Contains(out, "prog: error: no command by that name") {
+		t.Errorf("help with a pasted word: %v\n%s", err, out)
+	}
+	if out, err := run("help", "sael"); err == nil || !strings.Contains(out, "did you mean 'prog seal'?") {
+		t.Errorf("help with a typo: %v\n%s", err, out)
+	}
+}
