@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokrun/tokrun/internal/regfile"
 
@@ -169,6 +170,10 @@ func Parse(name string, data []byte, opts Options) (*Policy, error) {
 		p.errorf(nil, "", "policy file larger than %d bytes", maxPolicySize)
 		return nil, append(p.problems, allowProblems...)
 	}
+	if line, msg := badText(data); line > 0 {
+		p.problems = append(p.problems, Problem{File: name, Line: line, Msg: msg})
+		return nil, append(p.problems, allowProblems...)
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -210,6 +215,30 @@ func policyHash(data []byte, opts Options) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// badText finds the first character of the policy text that the YAML
+// parser would read otherwise than an editor shows it, or not at all, and
+// returns its line and what is wrong; line 0 when there is none. Line and
+// paragraph separators and NEL are line breaks to the parser and not to
+// editors: a key after one sits on the same line on screen.
+func badText(data []byte) (line int, msg string) {
+	line = 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return line, "not valid UTF-8; save the policy as UTF-8"
+		case r == '\n':
+			line++
+		case r == '\u2028' || r == '\u2029' || r == '\u0085':
+			return line, fmt.Sprintf("character U+%04X, which YAML reads as a line break and editors do not; remove it", r)
+		case r < 0x20 && r != '\t' && r != '\r', r >= 0x7f && r <= 0x9f:
+			return line, fmt.Sprintf("control character U+%04X; remove it", r)
+		}
+		i += size
+	}
+	return 0, ""
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

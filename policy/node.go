@@ -158,6 +158,11 @@ func (p *parser) integer(n *yaml.Node, path string) (int, bool) {
 		p.errorf(n, path, "expected a decimal integer, found %q", n.Value)
 		return 0, false
 	}
+	if digits := strings.TrimLeft(n.Value, "+-"); len(digits) > 1 && digits[0] == '0' {
+		// YAML 1.1 readers take 0443 for octal (291).
+		p.errorf(n, path, "expected a decimal integer without leading zeros, found %q, which some YAML readers take for octal", n.Value)
+		return 0, false
+	}
 	return v, true
 }
 
