@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -104,6 +105,10 @@ func TestKeyFile(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("refused overwrite still changed the file")
 	}
+	// No temporary file is left behind, after a success or a refusal.
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("directory holds %v, want the key file alone", entries)
+	}
 
 	// Two keys and comments: rotation.
 	both := append(KeyFileText(k1, t0), "\n# rotated in\n\n"...)
@@ -150,6 +155,23 @@ func TestKeyGivenForItsFile(t *testing.T) {
 		}
 		if strings.Contains(strings.ToUpper(err.Error()), priv[19:40]) {
 			t.Fatalf("error echoes key material: %v", err)
+		}
+	}
+}
+
+// TestKeyFileModeDespiteUmask: the key file is 0600 even under a umask
+// that would leave it unreadable (0777) or readable by all (0).
+func TestKeyFileModeDespiteUmask(t *testing.T) {
+	for _, mask := range []int{0o777, 0} {
+		old := syscall.Umask(mask)
+		path := filepath.Join(t.TempDir(), "key.txt")
+		err := WriteKeyFile(path, mustKey(t, "umask"), t0)
+		syscall.Umask(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("umask %04o: mode %v, err %v", mask, st.Mode(), err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -140,23 +141,65 @@ func KeyFileText(k *PrivateKey, created time.Time) []byte {
 }
 
 // WriteKeyFile creates path exclusively (it must not exist) with mode 0600
-// and writes a key file for k. On any failure the file is removed.
+// and writes a key file for k. The file appears whole or not at all: it
+// is written and synced under a temporary name in the same directory and
+// then linked into place, which fails if path exists meanwhile. A write
+// interrupted by a kill can leave only the temporary file (".key-*")
+// behind. On file systems without hard links it is created in place.
 func WriteKeyFile(path string, k *PrivateKey, created time.Time) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("refusing to overwrite %s: %w", path, fs.ErrExist)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, pathCause(err))
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeSynced(tmp, KeyFileText(k, created)); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	switch err := os.Link(tmp.Name(), path); {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("refusing to overwrite %s: %w", path, fs.ErrExist)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		if os.IsExist(err) {
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("refusing to overwrite %s: %w", path, fs.ErrExist)
 		}
-		return err
+		return fmt.Errorf("creating %s: %w", path, pathCause(err))
 	}
-	_, werr := f.Write(KeyFileText(k, created))
-	serr := f.Sync()
-	cerr := f.Close()
-	for _, e := range []error{werr, serr, cerr} {
-		if e != nil {
-			os.Remove(path)
-			return fmt.Errorf("writing %s: %w", path, e)
-		}
+	if err := writeSynced(f, KeyFileText(k, created)); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeSynced makes f mode 0600 whatever the umask, writes data, syncs
+// and closes f.
+func writeSynced(f *os.File, data []byte) error {
+	err := f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return pathCause(err)
+}
+
+// pathCause drops the path and operation of a file system error, for
+// messages that name the file themselves.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

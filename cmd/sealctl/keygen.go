@@ -67,9 +67,13 @@ func (e *env) keygen(out string) error {
 	if out == "" || out == "-" {
 		if _, isTerm := terminalFD(e.stdout); isTerm {
 			e.warnf("writing a private key to the terminal; use -o FILE to write it to a file")
+		} else if f, ok := e.stdout.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+				e.warnf("writing a private key to a file that group or others can read (mode %04o); chmod 600 it, or use -o FILE, which creates it with mode 0600", st.Mode().Perm())
+			}
 		}
 		if _, err := e.stdout.Write(sealing.KeyFileText(k, now)); err != nil {
-			return err
+			return cli.WithHints(fmt.Errorf("writing the key file to stdout: %w", cli.PathCause(err)))
 		}
 		fmt.Fprintf(e.stderr, "Public key: %s\n", pub)
 		return nil
@@ -85,9 +89,12 @@ func (e *env) keygen(out string) error {
 		if errors.Is(err, fs.ErrExist) {
 			return cli.WithHints(err, "choose another path or remove it first")
 		}
-		return err
+		return cli.WithHints(err)
 	}
-	fmt.Fprintln(e.stdout, pub)
+	if _, err := fmt.Fprintln(e.stdout, pub); err != nil {
+		return cli.WithHints(fmt.Errorf("wrote the key file %s, but printing its public key failed: %w", out, cli.PathCause(err)),
+			"print it with: sealctl pubkey -i "+out)
+	}
 	return nil
 }
 

@@ -40,7 +40,9 @@ func newPubkeyCmd(e *env) *cobra.Command {
 				return err
 			}
 			for _, p := range ring.PublicKeys() {
-				fmt.Fprintln(e.stdout, p)
+				if _, err := fmt.Fprintln(e.stdout, p); err != nil {
+					return cli.WithHints(fmt.Errorf("printing the public key: %w", cli.PathCause(err)))
+				}
 			}
 			return nil
 		},
