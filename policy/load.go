@@ -369,7 +369,9 @@ func (b *builder) secrets(n *yaml.Node, path string) {
 			}},
 			{"sealed_file", false, func(v *yaml.Node, fp string) {
 				sources++
-				if f, ok := b.str(v, fp); ok {
+				if f, ok := b.str(v, fp); ok && strings.TrimSpace(f) == "" {
+					b.errorf(v, fp, "empty; give the path of a file that holds the token 'sealctl seal' printed")
+				} else if ok {
 					token, tokenNode = b.sealedFile(v, fp, f), v
 					s.sealedFile = f
 				}
