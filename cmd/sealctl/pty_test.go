@@ -90,19 +90,19 @@ func startSealWith(t *testing.T, stdin *os.File, args []string) (cmd *exec.Cmd, 
 	return cmd, stdout, stderr, exited, waitErr
 }
 
-func TestSealPromptDoesNotEcho(t *testing.T) {
-	k, _, pubFile := testKey(t)
-	p := ptytest.Open(t)
-	_, stdout, stderr, exited, waitErr := startSeal(t, p, pubFile)
-
-	waitEchoOff(t, p, exited)
-	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-4242\n")); err != nil {
+// typeSecret types secret at sealctl's prompt (echo off by now) and checks
+// that it sealed that value, showed the prompt prompts times, never
+// echoed the secret and left the terminal echoing.
+func typeSecret(t *testing.T, p *ptytest.PTY, k *sealing.PrivateKey, secret string, prompts int,
+	stdout, stderr *bytes.Buffer, exited chan struct{}, waitErr *error) {
+	t.Helper()
+	if _, err := p.Master.Write([]byte(secret + "\n")); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-exited:
 	case <-time.After(20 * time.Second):
-		t.Fatal("sealctl did not finish")
+		t.Fatal("sealctl did not finish after one line")
 	}
 	if *waitErr != nil {
 		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
@@ -110,11 +110,11 @@ func TestSealPromptDoesNotEcho(t *testing.T) {
 	if !p.EchoOn(t) {
 		t.Error("sealctl left the terminal with echo off")
 	}
-	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
+	if echoed := p.Output(t); strings.Contains(echoed, secret) {
 		t.Errorf("the terminal echoed the secret: %q", echoed)
 	}
-	if got := stderr.String(); !strings.HasPrefix(got, "Enter secret for n: \n") || strings.Contains(got, "SENTINEL") {
-		t.Errorf("stderr = %q, want the prompt and no secret", got)
+	if got := stderr.String(); !strings.HasPrefix(got, "Enter secret for n: ") || strings.Count(got, "Enter secret for n: ") != prompts || strings.Contains(got, secret) {
+		t.Errorf("stderr = %q, want the prompt %d times and no secret", got, prompts)
 	}
 	ring, err := sealing.NewKeyRing(k)
 	if err != nil {
@@ -124,9 +124,18 @@ func TestSealPromptDoesNotEcho(t *testing.T) {
 	if err != nil {
 		t.Fatalf("opening %q: %v", stdout, err)
 	}
-	if s.Reveal() != "sk-live-SENTINEL-4242" {
+	if s.Reveal() != secret {
 		t.Errorf("sealed a different value, %s", s.Fingerprint())
 	}
+}
+
+func TestSealPromptDoesNotEcho(t *testing.T) {
+	k, _, pubFile := testKey(t)
+	p := ptytest.Open(t)
+	_, stdout, stderr, exited, waitErr := startSeal(t, p, pubFile)
+
+	waitEchoOff(t, p, exited)
+	typeSecret(t, p, k, "sk-live-SENTINEL-4242", 1, stdout, stderr, exited, waitErr)
 }
 
 func TestSealPromptInterruptRestoresTerminal(t *testing.T) {
@@ -164,30 +173,7 @@ func TestSealInFromTerminal(t *testing.T) {
 	_, stdout, stderr, exited, waitErr := startSealWith(t, nil, sealArgs(pubFile, "--in", p.Slave.Name()))
 
 	waitEchoOff(t, p, exited)
-	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-5151\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("sealctl did not finish after one line")
-	}
-	if *waitErr != nil {
-		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
-	}
-	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
-		t.Errorf("the terminal echoed the secret: %q", echoed)
-	}
-	if got := stderr.String(); !strings.HasPrefix(got, "Enter secret for n: \n") {
-		t.Errorf("stderr = %q, want the prompt", got)
-	}
-	ring, err := sealing.NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err := ring.Open(strings.TrimSuffix(stdout.String(), "\n"), "n"); err != nil || s.Reveal() != "sk-live-SENTINEL-5151" {
-		t.Errorf("opening %q: %v", stdout, err)
-	}
+	typeSecret(t, p, k, "sk-live-SENTINEL-5151", 1, stdout, stderr, exited, waitErr)
 }
 
 // TestSealPromptStopAndContinue: a shell turns echo back on when it stops
@@ -208,33 +194,7 @@ func TestSealPromptStopAndContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEchoOff(t, p, exited)
-	if _, err := p.Master.Write([]byte("sk-live-SENTINEL-7373\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("sealctl did not finish")
-	}
-	if *waitErr != nil {
-		t.Fatalf("sealctl: %v; stderr %q", *waitErr, stderr)
-	}
-	if !p.EchoOn(t) {
-		t.Error("sealctl left the terminal with echo off")
-	}
-	if echoed := p.Output(t); strings.Contains(echoed, "SENTINEL") {
-		t.Errorf("the terminal echoed the secret after a stop and continue: %q", echoed)
-	}
-	if got := stderr.String(); strings.Count(got, "Enter secret for n: ") != 2 || strings.Contains(got, "SENTINEL") {
-		t.Errorf("stderr = %q, want the prompt twice and no secret", got)
-	}
-	ring, err := sealing.NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err := ring.Open(strings.TrimSuffix(stdout.String(), "\n"), "n"); err != nil || s.Reveal() != "sk-live-SENTINEL-7373" {
-		t.Errorf("opening %q: %v", stdout, err)
-	}
+	typeSecret(t, p, k, "sk-live-SENTINEL-7373", 2, stdout, stderr, exited, waitErr)
 }
 
 // waitStopped waits until process pid is stopped (state T in /proc).
