@@ -52,8 +52,11 @@ instead. Upstream servers are verified against the system roots, plus the
 certificates in --upstream-ca if given (for a local API with a test CA).
 
 Reload: on SIGHUP, and when the policy file's content changes (checked every
---watch-interval), the policy is loaded again. A policy with errors is
-rejected, each problem is logged, and the previous policy stays in force.
+--watch-interval, and loaded once it has stayed the same for a second, so
+that a file being written is not loaded half-written), the policy is loaded
+again. A policy with errors is rejected, each problem is logged, and the
+previous policy stays in force. Replace the policy file by renaming a new
+one over it: a file written in place can stay half-written for longer.
 Files named by sealed_file are not watched: send SIGHUP after changing one.
 The key file, tokens, CA and listeners are read once, at start.
 

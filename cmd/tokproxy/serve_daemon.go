@@ -50,7 +50,17 @@ type daemon struct {
 	// lastSum is the SHA-256 of the policy file's content as last loaded
 	// or rejected, so that the watcher reloads once per change.
 	lastSum [32]byte
+	// changedSum is new content the watcher saw, first at changedSince;
+	// it is loaded once it has stayed the same for watchSettle.
+	changedSum   [32]byte
+	changedSince time.Time
 }
+
+// watchSettle is how long a changed policy file must stay the same before
+// the watcher loads it: a file written in place (not renamed into place)
+// is not put into force half-written, which could be a valid policy that
+// lacks the deny rules still to come.
+const watchSettle = time.Second
 
 // startDaemon loads everything the proxy needs and binds its listeners.
 // It returns every problem it finds; on error nothing is left behind
@@ -268,6 +278,21 @@ func (d *daemon) reloaded(p *policy.Policy, err error) {
 	d.log.Info("policy reloaded", "file", d.opts.policyFile, "hash", p.Hash(), "rules", len(p.Rules()), "deny_rules", len(p.DenyRules()), "secrets", len(p.Secrets()))
 }
 
+// watch checks the policy file for a change, and loads a change once the
+// content has stayed the same for watchSettle.
+func (d *daemon) watch(now time.Time) {
+	switch sum := fileSum(d.opts.policyFile); {
+	case sum == d.lastSum:
+		d.changedSince = time.Time{}
+	case sum != d.changedSum || d.changedSince.IsZero():
+		d.changedSum, d.changedSince = sum, now
+	case now.Sub(d.changedSince) >= watchSettle:
+		d.log.Info("policy file changed; reloading", "file", d.opts.policyFile)
+		d.reload()
+		d.changedSince = time.Time{}
+	}
+}
+
 // reload loads the policy file again, noting the content it saw.
 func (d *daemon) reload() {
 	d.lastSum = fileSum(d.opts.policyFile)
@@ -323,11 +348,8 @@ func (d *daemon) run(sigs <-chan os.Signal) int {
 	}
 	for {
 		select {
-		case <-tick:
-			if fileSum(d.opts.policyFile) != d.lastSum {
-				d.log.Info("policy file changed; reloading", "file", d.opts.policyFile)
-				d.reload()
-			}
+		case now := <-tick:
+			d.watch(now)
 			d.reopenAudit()
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {

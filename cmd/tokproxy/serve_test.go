@@ -310,6 +310,51 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 }
 
+// TestServeWatchWaitsForTheFileToSettle: a policy written in place, here
+// with a pause before its deny rules, is valid without them; the watcher
+// does not put that prefix into force, only the whole file once it has
+// stayed the same.
+func TestServeWatchWaitsForTheFileToSettle(t *testing.T) {
+	f := newE2EFiles(t)
+	replaceFile(t, f.policy, f.policyText(denyBlocked))
+	sock := filepath.Join(f.dir, "proxy.sock")
+	d := startDaemon(t, f,
+		f.unixArgs(sock, "--admin", "127.0.0.1:0",
+			"--watch-interval", "20ms")...)
+	c := d.client(sock, "", nil)
+
+	// Written in place: the head first, then (after many checks, fewer than
+	// a second) the deny rules, with a comment that makes the content new.
+	whole := f.policyText("# changed\n" + denyBlocked)
+	head := whole[:strings.Index(whole, "deny:")]
+	pol, err := os.OpenFile(f.policy, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	if _, err := pol.WriteString(head); err != nil {
+		t.Fatal(err)
+	}
+	const hold = 500 * time.Millisecond // many checks, and less than watchSettle
+	for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if st, _, _ := get(t, c, f.up.url("/blocked/x")); st != http.StatusForbidden {
+			t.Fatalf("with the policy half-written: %d, want 403 from the policy in force", st)
+		}
+	}
+	if _, err := pol.WriteString(whole[len(head):]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the whole file loaded", func() bool {
+		return d.metric(`tokrun_policy_reloads_total{result="success"}`) >= 1
+	})
+	if v := d.metric(`tokrun_policy_reloads_total{result="success"}`); v != 1 {
+		t.Errorf("successful reloads = %v, want 1: the half-written file was loaded", v)
+	}
+	if st, _, _ := get(t, c, f.up.url("/blocked/x")); st != http.StatusForbidden {
+		t.Errorf("after the reload: %d, want 403", st)
+	}
+}
+
 func TestServeWatchesPolicyFile(t *testing.T) {
 	f := newE2EFiles(t)
 	sock := filepath.Join(f.dir, "proxy.sock")
