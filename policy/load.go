@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,11 +17,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tokrun/tokrun/internal/regfile"
-
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokrun/tokrun/internal/match"
+	"github.com/tokrun/tokrun/internal/regfile"
 	"github.com/tokrun/tokrun/internal/scrub"
 	"github.com/tokrun/tokrun/sealing"
 )
@@ -461,26 +461,36 @@ func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(b.dir, file)
 	}
-	st, err := os.Stat(file)
+	// Opened without blocking and checked through the descriptor: a FIFO
+	// renamed into place between a check of the path and its reading
+	// would hang the load (and with it every later reload).
+	f, err := regfile.Open(file, os.O_RDONLY, 0)
 	if err != nil {
-		b.errorf(n, path, "%s: %s", file, errText(err))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			b.errorf(n, path, "%s: %s", file, pe.Err)
+		} else {
+			b.errorf(n, path, "%v", err)
+		}
 		return ""
 	}
-	if !st.Mode().IsRegular() {
-		b.errorf(n, path, "%s: not a regular file", file)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		b.errorf(n, path, "%s: %s", file, errText(err))
 		return ""
 	}
 	if st.Mode().Perm()&0o002 != 0 {
 		b.errorf(n, path, "%s is writable by anyone (mode %04o), so anyone could swap the secret; run: chmod o-w %s", file, st.Mode().Perm(), file)
 		return ""
 	}
-	if st.Size() > sealing.MaxTokenSize+64 {
-		b.errorf(n, path, "%s: larger than a sealed token can be", file)
-		return ""
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
+	data, err := io.ReadAll(io.LimitReader(f, sealing.MaxTokenSize+65))
+	switch {
+	case err != nil:
 		b.errorf(n, path, "%s: %s", file, errText(err))
+		return ""
+	case len(data) > sealing.MaxTokenSize+64:
+		b.errorf(n, path, "%s: larger than a sealed token can be", file)
 		return ""
 	}
 	token := strings.TrimSpace(string(data))

@@ -186,6 +186,79 @@ func TestLoadErrorsNeverLeakValues(t *testing.T) {
 }
 
 // A FIFO in place of the policy is refused at once, not waited on.
+// TestSealedFileSwappedForFIFO: a sealed_file renamed back and forth
+// between a token and a FIFO never makes a load hang: the file is checked
+// through the descriptor it is read from, not by its path first.
+func TestSealedFileSwappedForFIFO(t *testing.T) {
+	dir := t.TempDir()
+	tok, err := os.ReadFile("../testdata/sealing/good/minimal.sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte("version: 1\nsecrets:\n  api:\n    sealed_file: s.sealed\nrules:\n  - name: a\n    host: api.example.com\n    inject: [api]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sealed, token, fifo := filepath.Join(dir, "s.sealed"), filepath.Join(dir, "token"), filepath.Join(dir, "fifo")
+	stop := make(chan struct{})
+	swapped := make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Remove(token)
+			os.Remove(fifo)
+			next := token
+			if i%2 == 0 {
+				if err := os.WriteFile(token, tok, 0o600); err != nil {
+					t.Error(err)
+					return
+				}
+			} else {
+				if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+					t.Error(err)
+					return
+				}
+				next = fifo
+			}
+			os.Rename(next, sealed) //nolint:errcheck // a failed swap is just no swap
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-swapped
+	}()
+	loaded := make(chan error)
+	var refused, ok int
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		go func() {
+			_, err := Load(pol, testOptions(t))
+			loaded <- err
+		}()
+		select {
+		case err := <-loaded:
+			if err != nil {
+				refused++
+			} else {
+				ok++
+			}
+		case <-time.After(5 * time.Second):
+			// Let the hung open go: give the FIFO a writer.
+			if w, err := os.OpenFile(sealed, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("a load hung on a sealed_file swapped for a FIFO (after %d loads)", refused+ok)
+		}
+	}
+	if refused == 0 || ok == 0 {
+		t.Logf("the swap raced no load either way (%d refused, %d loaded)", refused, ok)
+	}
+}
+
 func TestLoadRefusesFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
