@@ -97,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"rule"}),
 		ActiveConns: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokrun_active_connections", Help: "Client connections open to the proxy.",
+			Name: "tokrun_active_connections", Help: "Client connections open to the proxy and not yet a tunnel (tunnels are tokrun_active_tunnels).",
 		}),
 		ActiveTunnels: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tokrun_active_tunnels", Help: "Intercepted CONNECT tunnels open.",

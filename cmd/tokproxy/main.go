@@ -8,7 +8,11 @@
 // for one request, without starting the proxy.
 package main
 
-import "os"
+import (
+	"os"
+
+	_ "github.com/tokrun/tokrun/internal/earlyhup" // SIGHUP ignored while serve starts
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

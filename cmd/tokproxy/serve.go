@@ -266,9 +266,10 @@ func defaultStateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "tokproxy"), nil
 }
 
-// serve runs the daemon. Signals are caught from the start, so that a
-// SIGHUP or SIGTERM sent while the proxy starts is acted on once it
-// serves rather than killing it half-started.
+// serve runs the daemon. Signals are caught before anything is loaded,
+// so that a SIGHUP or SIGTERM sent while the proxy starts is acted on
+// once it serves rather than killing it half-started (package earlyhup
+// ignores SIGHUP until then, from about 2 ms after exec).
 func (e *env) serve(cmd *cobra.Command, o *serveOptions) error {
 	if errs := o.check(cmd); len(errs) > 0 {
 		e.reportAll(errs)

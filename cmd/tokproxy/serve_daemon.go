@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/tokrun/tokrun/internal/regfile"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +63,9 @@ type daemon struct {
 // is not put into force half-written, which could be a valid policy that
 // lacks the deny rules still to come.
 const watchSettle = time.Second
+
+// adminMaxConns bounds the admin listener's open connections.
+const adminMaxConns = 128
 
 // startDaemon loads everything the proxy needs and binds its listeners.
 // It returns every problem it finds; on error nothing is left behind
@@ -168,7 +173,10 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--admin %s: %w", o.admin, unwrapOpError(err)))
 		} else {
-			d.adminLn = ln
+			// Unauthenticated by design, so bounded: a flood of idle
+			// connections waits for a slot instead of using up memory
+			// and the process's file descriptors.
+			d.adminLn = netutil.LimitListener(ln, adminMaxConns)
 		}
 	}
 	var auditW io.Writer = e.stderr

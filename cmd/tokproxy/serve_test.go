@@ -355,6 +355,40 @@ func TestServeWatchWaitsForTheFileToSettle(t *testing.T) {
 	}
 }
 
+// TestServeAdminConnectionsBounded: the admin listener, which takes no
+// credentials, serves at most adminMaxConns connections at once; a flood
+// of idle ones makes the next wait, not the daemon grow.
+func TestServeAdminConnectionsBounded(t *testing.T) {
+	f := newE2EFiles(t)
+	sock := filepath.Join(f.dir, "proxy.sock")
+	d := startDaemon(t, f, f.unixArgs(sock, "--admin", "127.0.0.1:0")...)
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range adminMaxConns {
+		c, err := net.Dial("tcp", d.adminAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	scrape := func() error {
+		c := &http.Client{Timeout: 500 * time.Millisecond}
+		resp, err := c.Get("http://" + d.adminAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	waitFor(t, "every slot taken", func() bool { return scrape() != nil })
+	idle[0].Close()
+	idle = idle[1:]
+	waitFor(t, "a slot freed", func() bool { return scrape() == nil })
+}
+
 func TestServeWatchesPolicyFile(t *testing.T) {
 	f := newE2EFiles(t)
 	sock := filepath.Join(f.dir, "proxy.sock")
