@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math"
@@ -312,7 +313,13 @@ func OpenAuditFile(path string) (f *os.File, created bool, err error) {
 	if !errors.Is(err, fs.ErrExist) {
 		return nil, false, err
 	}
-	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND, 0)
+	// Not through a symbolic link: one planted at the path (when the log
+	// is rotated, say) would have records appended to any file the
+	// daemon can write.
+	f, err = regfile.Open(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, false, fmt.Errorf("%s is a symbolic link; give the audit log's real path", path)
+	}
 	return f, false, err
 }
 

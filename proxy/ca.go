@@ -121,11 +121,18 @@ const (
 // key file accessible by group or others is refused.
 func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
-	if _, err := os.Stat(keyPath); err == nil {
-		return LoadCA(certPath, keyPath)
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
+	}
+	// Anyone who can write the directory can put their own CA in it, for
+	// the next start to load and clients to trust.
+	if st, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if st.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("state directory %s is writable by group or others (mode %04o), so they could replace the CA; run: chmod go-w %s", dir, st.Mode().Perm(), dir)
+	}
+	if _, err := os.Stat(keyPath); err == nil {
+		return LoadCA(certPath, keyPath)
 	}
 	ca, err := NewCA(time.Now())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -50,9 +51,26 @@ const maxTokenFile = 1 << 20
 // lines and lines starting with # ignored. Errors carry file:line and
 // never quote the line, which may hold a token pasted by mistake.
 func parseTokenFile(path string) ([]proxy.Token, error) {
-	data, err := regfile.ReadFile(path, maxTokenFile)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		// Anyone who can write it can add a client of their own.
+		return nil, cli.WithHints(fmt.Errorf("%s is writable by group or others (mode %04o), so they could add a client", path, st.Mode().Perm()),
+			"run: chmod go-w "+path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxTokenFile {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, maxTokenFile)
 	}
 	tokens, problems := parseTokens(path, data)
 	if len(problems) > 0 {
