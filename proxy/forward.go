@@ -255,6 +255,11 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		// The client's error text can quote upstream bytes (a malformed
 		// header echoing the secret): record only the public explanation.
 		reason, why := classifyUpstreamError(err, d.Host, d.Port)
+		if in.failed.Load() {
+			// The client's body failed (malformed chunks, a client
+			// gone or too slow): not the upstream's failure.
+			reason, why = ReasonBadRequest, "could not read the request body from the client"
+		}
 		return s.fail(r, rec, reason, why, in.n.Load(), start)
 	}
 	if m := s.cfg.Metrics; m != nil {
@@ -639,13 +644,17 @@ func (b *readCloser) Close() error { return b.c.Close() }
 // countingReader counts a request body. The upstream client's writer
 // reads it while the response may already be arriving: n is atomic.
 type countingReader struct {
-	r io.ReadCloser
-	n atomic.Int64
+	r      io.ReadCloser
+	n      atomic.Int64
+	failed atomic.Bool // reading from the client failed (not at the end, not after Close)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	if err != nil && err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
+		c.failed.Store(true)
+	}
 	return n, err
 }
 

@@ -812,3 +812,23 @@ func TestLateTripwireDuringWholeReadIsTheAnswer(t *testing.T) {
 		t.Errorf("tripwire events %d, metric %v: want each once", events.Load(), testutil.ToFloat64(h.metrics.Tripwires.WithLabelValues("other")))
 	}
 }
+
+// TestMalformedRequestBodyIsTheClients: a request body whose chunks are
+// malformed fails the exchange as the client's bad request, not as an
+// upstream failure (which would set off upstream alerts).
+func TestMalformedRequestBodyIsTheClients(t *testing.T) {
+	h := newHarness(t, basicPolicy, nil)
+	tc := h.tunnel(t, "api.example.com")
+	defer tc.Close()
+	io.WriteString(tc, "POST /v1/upload HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n\r\n")
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Tokrun-Reason") != "bad_request" {
+		t.Errorf("status %d, reason %q; want 400 bad_request", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"))
+	}
+	h.waitAudit(t, `"reason":"bad_request"`)
+}
