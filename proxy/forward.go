@@ -666,6 +666,7 @@ type auditedBody struct {
 	rc     io.ReadCloser
 	stream bool // the upstream streams: flush each write to the client
 	n      int64
+	cut    bool // reading the upstream's body failed before its end
 	once   sync.Once
 
 	s      *Server
@@ -680,8 +681,11 @@ type auditedBody struct {
 func (b *auditedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.finish()
+	case err != nil:
+		b.cut = true
 	}
 	return n, err
 }
@@ -715,6 +719,9 @@ func (b *auditedBody) report() {
 	if hit := b.late.take(); hit != nil {
 		rec.Tripwire = hit.secret
 		rec.Error = "cut off: " + hit.Error()
+	} else if b.cut {
+		// Fixed text: the reader's error can quote what the upstream sent.
+		rec.Error = "the response was cut short: the upstream's body failed or ended early"
 	}
 	for i, name := range b.scrubs.names {
 		c := b.scrubs.of(i)

@@ -489,6 +489,8 @@ func TestPlainResponseCutShortIsNotWhole(t *testing.T) {
 	if err == nil {
 		t.Fatalf("a body cut short upstream arrived whole: %q", body)
 	}
+	// Its record says so: it is not a whole answer.
+	h.waitAudit(t, `"error":"the response was cut short: the upstream's body failed or ended early"`)
 }
 
 // earlyConn sends its CONNECT in the same write as the first bytes of the
