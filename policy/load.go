@@ -146,11 +146,26 @@ func Load(path string, opts Options) (*Policy, error) {
 	if st.Mode().Perm()&0o002 != 0 {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("policy file is writable by anyone (mode %04o); run: chmod o-w %s", st.Mode().Perm(), path)}}
 	}
+	if dir, mode, open := openDir(path); open {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("the policy's directory %s is writable by anyone (mode %04o), so anyone could rename another policy over it; run: chmod o-w %s, or set its sticky bit", dir, mode, dir)}}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
 	if err != nil {
 		return nil, Errors{{File: path, Msg: errText(err)}}
 	}
 	return Parse(path, data, opts)
+}
+
+// openDir reports whether the directory holding path is writable by
+// anyone without the sticky bit: anyone could then replace the file by
+// renaming another over it, whatever the file's own mode.
+func openDir(path string) (dir string, mode os.FileMode, open bool) {
+	dir = filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return dir, 0, false // the file itself was opened; nothing to add
+	}
+	return dir, st.Mode().Perm(), st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0
 }
 
 func errText(err error) string {
@@ -482,6 +497,10 @@ func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
 	}
 	if st.Mode().Perm()&0o002 != 0 {
 		b.errorf(n, path, "%s is writable by anyone (mode %04o), so anyone could swap the secret; run: chmod o-w %s", file, st.Mode().Perm(), file)
+		return ""
+	}
+	if dir, mode, open := openDir(file); open {
+		b.errorf(n, path, "%s is in %s, which is writable by anyone (mode %04o), so anyone could swap the secret; run: chmod o-w %s, or set its sticky bit", file, dir, mode, dir)
 		return ""
 	}
 	data, err := io.ReadAll(io.LimitReader(f, sealing.MaxTokenSize+65))

@@ -154,6 +154,33 @@ func TestWritableFilesRefused(t *testing.T) {
 	if _, err := Load(pol, testOptions(t)); err == nil || !strings.Contains(err.Error(), "policy file is writable by anyone") {
 		t.Fatalf("world-writable policy: %v", err)
 	}
+
+	// A directory anyone can write lets anyone rename another file over
+	// the policy or the token, whatever their own modes; its sticky bit
+	// stops that.
+	write(pol, "version: 1\nsecrets:\n  api:\n    sealed_file: api.sealed\nrules:\n  - name: a\n    host: api.example.com\n    inject: [api]\n", 0o644)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(pol, testOptions(t)); err == nil || !strings.Contains(err.Error(), "the policy's directory "+dir+" is writable by anyone (mode 0777)") {
+		t.Fatalf("policy in a world-writable directory: %v", err)
+	}
+	if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	mustLoad(t, pol)
+	tokDir := filepath.Join(dir, "open")
+	if err := os.Mkdir(tokDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(tokDir, "api.sealed"), string(tok), 0o644)
+	if err := os.Chmod(tokDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	write(pol, "version: 1\nsecrets:\n  api:\n    sealed_file: open/api.sealed\nrules:\n  - name: a\n    host: api.example.com\n    inject: [api]\n", 0o644)
+	if _, err := Load(pol, testOptions(t)); err == nil || !strings.Contains(err.Error(), "which is writable by anyone (mode 0777), so anyone could swap the secret") {
+		t.Fatalf("sealed_file in a world-writable directory: %v", err)
+	}
 }
 
 func TestSecretsNeedKeys(t *testing.T) {
