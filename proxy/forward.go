@@ -666,7 +666,7 @@ type auditedBody struct {
 	rc     io.ReadCloser
 	stream bool // the upstream streams: flush each write to the client
 	n      int64
-	cut    bool // reading the upstream's body failed before its end
+	cut    bool // reading the upstream's body failed before its end (never set after an upgrade, which either side ends by closing)
 	once   sync.Once
 
 	s      *Server
@@ -684,7 +684,7 @@ func (b *auditedBody) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		b.finish()
-	case err != nil:
+	case err != nil && b.rec.Status != http.StatusSwitchingProtocols:
 		b.cut = true
 	}
 	return n, err

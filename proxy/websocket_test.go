@@ -243,3 +243,28 @@ func mustScrubber(t *testing.T, placeholder string) *scrub.Scrubber {
 	}
 	return s
 }
+
+// TestWebSocketClosedByClientIsNoError: a relay the client ends (here by
+// closing its connection, which closes the upstream's) is a whole
+// exchange; its audit record carries no error.
+func TestWebSocketClosedByClientIsNoError(t *testing.T) {
+	up := newWSRecorder()
+	h := newHarness(t, tripPolicy, up)
+	tc := h.tunnel(t, "open.example.com")
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(tc, "GET /ws-closed HTTP/1.1\r\nHost: open.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	frame := wsFrame(true, 1, [4]byte{1, 2, 3, 4}, "hello")
+	tc.Write(frame)
+	waitUntil(t, "the frame upstream", func() bool { return up.got.String() == string(frame) })
+	tc.Close()
+	<-up.done
+	rec := h.waitAudit(t, `"path":"/ws-closed"`)
+	if strings.Contains(rec, `"error"`) {
+		t.Errorf("a relay the client closed is recorded with an error: %s", rec)
+	}
+}
