@@ -122,7 +122,23 @@ func TestAuditFileReopen(t *testing.T) {
 	if _, err := io.WriteString(a, "three\n"); err != nil {
 		t.Fatalf("the kept file: %v", err)
 	}
-	for file, want := range map[string]string{path + ".1": "one\n"} {
+	// A symbolic link planted at the path is not followed: records would
+	// go to its target.
+	victim := filepath.Join(filepath.Dir(path), "victim")
+	if err := os.WriteFile(victim, []byte("victim\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if reopened, err := a.Reopen(); reopened || err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("Reopen of a symbolic link: %v, %v", reopened, err)
+	}
+	io.WriteString(a, "four\n")
+	for file, want := range map[string]string{path + ".1": "one\n", victim: "victim\n"} {
 		if b, _ := os.ReadFile(file); string(b) != want {
 			t.Errorf("%s holds %q, want %q", file, b, want)
 		}
