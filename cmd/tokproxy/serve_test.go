@@ -664,12 +664,12 @@ func TestServeAuditReopenFailure(t *testing.T) {
 		f.unixArgs(sock, "--admin", "127.0.0.1:0",
 			"--audit", f.audit, "--watch-interval", "20ms", "--audit-batch", "0")...)
 	c := d.client(sock, "", nil)
-	if err := os.Rename(f.audit, f.audit+".1"); err != nil {
+	// The file moved away and a directory in its place in one step: done
+	// in two, the watcher could reopen the path between them.
+	if err := os.Mkdir(f.audit+".1", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(f.audit, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	exchangePaths(t, f.audit, f.audit+".1")
 	waitFor(t, "the failure counted", func() bool { return d.metric("tokrun_audit_write_errors_total") == 1 })
 	if st, _, _ := get(t, c, f.up.url("/while-failing")); st != http.StatusOK {
 		t.Fatalf("a request while the audit log cannot be reopened: %d", st)
