@@ -819,7 +819,12 @@ func TestLateTripwireDuringWholeReadIsTheAnswer(t *testing.T) {
 // malformed fails the exchange as the client's bad request, not as an
 // upstream failure (which would set off upstream alerts).
 func TestMalformedRequestBodyIsTheClients(t *testing.T) {
-	h := newHarness(t, basicPolicy, nil)
+	// An upstream that answers only after the whole body (which never
+	// comes), so the exchange fails on the body, not on a race with an
+	// early answer.
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) //nolint:errcheck // ends when the proxy gives up on the body
+	}))
 	tc := h.tunnel(t, "api.example.com")
 	defer tc.Close()
 	io.WriteString(tc, "POST /v1/upload HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n\r\n")
