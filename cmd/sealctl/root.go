@@ -35,8 +35,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func (e *env) run(args []string) int {
 	root := newRootCmd(e)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	cmd, err := cli.Execute(root, args)
 	if err == nil {
 		return 0
 	}

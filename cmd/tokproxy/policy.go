@@ -22,7 +22,7 @@ func newPolicyCmd(e *env) *cobra.Command {
 		Short:                      "Check a policy file and explain its decisions",
 		Long:                       policyLong,
 		Args:                       cobra.ArbitraryArgs,
-		RunE:                       runGroup,
+		RunE:                       cli.RunGroup,
 		DisableFlagsInUseLine:      true,
 		SuggestionsMinimumDistance: 2,
 	}

@@ -37,8 +37,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func (e *env) run(args []string) int {
 	root := newRootCmd(e)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	cmd, err := cli.Execute(root, args)
 	if err == nil {
 		return exitOK
 	}
@@ -95,17 +94,6 @@ func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)
 func (e *env) report(cmd *cobra.Command, args []string, err error) {
 	cli.Report(e.stderr, "tokproxy", cmd, args, err)
 
-}
-
-// runGroup runs a command that only groups subcommands: without arguments
-// it prints its help; otherwise the first argument is an unknown command.
-// (Cobra itself checks subcommand names only on the root.)
-func runGroup(cmd *cobra.Command, args []string) error {
-	if len(args) == 0 {
-		return cmd.Help()
-	}
-	// cli.Report suggests a command and drops a word that is none.
-	return &cli.Error{Err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), Usage: true}
 }
 
 func (e *env) errorf(format string, args ...any) {

@@ -21,8 +21,7 @@ type env struct {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(e)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	cmd, err := cli.Execute(root, args)
 	if err == nil {
 		return 0
 	}

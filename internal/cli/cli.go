@@ -56,6 +56,9 @@ func FlagError(_ *cobra.Command, err error) error {
 // Suggest returns a hint naming the subcommand of cmd closest to name, if
 // any is close.
 func Suggest(cmd *cobra.Command, name string) []string {
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set where cobra suggests
+	}
 	if s := cmd.SuggestionsFor(name); len(s) > 0 {
 		return []string{fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), s[0])}
 	}
@@ -125,6 +128,33 @@ func Root(use, short, long string, stdin io.Reader, stdout, stderr io.Writer) *c
 	root.SetFlagErrorFunc(FlagError)
 	root.SetHelpCommand(helpCommand())
 	return root
+}
+
+// Execute runs root with args, as cobra's ExecuteC does, after making
+// the default "completion" command refuse a shell it does not know:
+// cobra prints its help and exits 0 there, so a script that typed
+// "completion zhs > file" would write help text and carry on.
+func Execute(root *cobra.Command, args []string) (*cobra.Command, error) {
+	root.SetArgs(args)
+	root.InitDefaultCompletionCmd(args...)
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" && !c.Runnable() {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = RunGroup
+		}
+	}
+	return root.ExecuteC()
+}
+
+// RunGroup runs a command that only groups subcommands: without arguments
+// it prints its help; otherwise the first argument is an unknown command.
+// (Cobra itself checks subcommand names only on the root.)
+func RunGroup(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	// Report suggests a command and drops a word that is none.
+	return &Error{Err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), Usage: true}
 }
 
 // helpCommand is cobra's "help [command]", except that a word that names

@@ -89,3 +89,34 @@ func TestHelpCommand(t *testing.T) {
 		t.Errorf("help with a typo: %v\n%s", err, out)
 	}
 }
+
+// TestCompletionRefusesUnknownShell: cobra's default "completion" prints
+// its help and succeeds for a shell it does not know, so a script that
+// wrote "completion zhs > file" would go on with help text for a script.
+// Through Execute it is an error, which suggests the shell meant and does
+// not echo a word that is not close to one.
+func TestCompletionRefusesUnknownShell(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := Root("prog", "short", "long", nil, &out, &out)
+		root.AddCommand(&cobra.Command{Use: "seal", Run: func(*cobra.Command, []string) {}})
+		cmd, err := Execute(root, args)
+		if err != nil {
+			Report(&out, "prog", cmd, args, err)
+		}
+		return out.String(), err
+	}
+	if out, err := run("completion", "bash"); err != nil || !strings.Contains(out, "bash completion") {
+		t.Errorf("completion bash: %v\n%s", err, out)
+	}
+	if out, err := run("completion"); err != nil || !strings.Contains(out, "Available Commands") {
+		t.Errorf("completion alone should print its help: %v\n%s", err, out)
+	}
+	if out, err := run("completion", "zhs"); err == nil || !strings.Contains(out, "did you mean 'prog completion zsh'?") {
+		t.Errorf("completion zhs: %v\n%s", err, out)
+	}
+	out, err := run("completion", "sk-live-0123456789abcdef")
+	if err == nil || strings.Contains(out, "sk-live") || !strings.Contains(out, `prog: error: unknown command for "prog completion"`) {
+		t.Errorf("completion with a pasted word: %v\n%s", err, out)
+	}
+}
