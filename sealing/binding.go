@@ -53,10 +53,29 @@ type Binding struct {
 }
 
 // Validate reports whether b is a binding Seal accepts, so that a tool
-// can check it before asking for the secret. Errors wrap ErrBinding.
+// can check it before asking for the secret. Errors wrap ErrBinding; a
+// binding that leaves no room in a payload for the shortest value also
+// wraps ErrTooLarge.
 func (b Binding) Validate() error {
-	_, err := compile(b)
+	_, err := b.Canonical()
 	return err
+}
+
+// Canonical returns b as Seal would seal it: hosts, header and methods in
+// their canonical forms (a host typed in upper case or in Unicode is bound
+// in lower case or punycode). Errors are Validate's.
+func (b Binding) Canonical() (Binding, error) {
+	c, err := compile(b)
+	if err != nil {
+		return Binding{}, err
+	}
+	// The shortest value; a sealing time is always whole seconds in UTC.
+	probe := c.b
+	probe.SealedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := encodePayload(probe, strings.Repeat("x", MinValueSize)); err != nil {
+		return Binding{}, fmt.Errorf("%w: %w: the hosts, methods and paths leave no room for the secret in a payload of at most %d bytes", ErrBinding, ErrTooLarge, maxPayload)
+	}
+	return c.b, nil
 }
 
 // forbiddenHeaders may never carry a secret: they are hop-by-hop (a client

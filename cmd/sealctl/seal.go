@@ -167,7 +167,8 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 			return &cli.Error{Err: err, Usage: true}
 		}
 	}
-	if err := b.Validate(); err != nil {
+	canon, err := b.Canonical()
+	if err != nil {
 		return cli.WithHints(err, bindingHint(err))
 	}
 
@@ -192,7 +193,7 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 		expiry = "expires " + b.NotAfter.UTC().Truncate(time.Second).Format(time.RFC3339)
 	}
 	fmt.Fprintf(e.stderr, "sealctl: sealed secret %s (%s) to key id %s for hosts %s; %s\n",
-		o.name, fp, to.ID(), strings.Join(o.hosts, ", "), expiry)
+		o.name, fp, to.ID(), strings.Join(canon.Hosts, ", "), expiry)
 	return nil
 }
 

@@ -83,6 +83,7 @@ func TestSealChecksFlagsBeforeReadingInput(t *testing.T) {
 		{"bad path", sealArgs(pubFile, "--path", "v1/chat"), "paths[0]: "},
 		{"bad name", sealArgs(pubFile, "--name", "a/b"), "name: "},
 		{"argument", sealArgs(pubFile, "value"), "seal takes no arguments"},
+		{"no room for the value", sealArgs(pubFile, "--path", "/"+strings.Repeat("a", 6000), "--path", "/"+strings.Repeat("b", 6000), "--path", "/"+strings.Repeat("c", 6000)), "leave no room for the secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
