@@ -132,7 +132,7 @@ var reservedEnv = []string{
 func Load(path string, opts Options) (*Policy, error) {
 	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
-		msg := errText(err)
+		msg := regfile.Cause(err).Error()
 		if strings.HasSuffix(msg, "not a regular file") {
 			msg = "not a regular file"
 		}
@@ -141,7 +141,7 @@ func Load(path string, opts Options) (*Policy, error) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, Errors{{File: path, Msg: errText(err)}}
+		return nil, Errors{{File: path, Msg: regfile.Cause(err).Error()}}
 	}
 	if st.Mode().Perm()&0o002 != 0 {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("policy file is writable by anyone (mode %04o); run: chmod o-w %s", st.Mode().Perm(), path)}}
@@ -151,7 +151,7 @@ func Load(path string, opts Options) (*Policy, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
 	if err != nil {
-		return nil, Errors{{File: path, Msg: errText(err)}}
+		return nil, Errors{{File: path, Msg: regfile.Cause(err).Error()}}
 	}
 	return Parse(path, data, opts)
 }
@@ -166,14 +166,6 @@ func openDir(path string) (dir string, mode os.FileMode, open bool) {
 		return dir, 0, false // the file itself was opened; nothing to add
 	}
 	return dir, st.Mode().Perm(), st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0
-}
-
-func errText(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // Parse validates policy text. name is the file name used in errors and
@@ -492,7 +484,7 @@ func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		b.errorf(n, path, "%s: %s", file, errText(err))
+		b.errorf(n, path, "%s: %s", file, regfile.Cause(err).Error())
 		return ""
 	}
 	if st.Mode().Perm()&0o002 != 0 {
@@ -506,7 +498,7 @@ func (b *builder) sealedFile(n *yaml.Node, path, file string) string {
 	data, err := io.ReadAll(io.LimitReader(f, sealing.MaxTokenSize+65))
 	switch {
 	case err != nil:
-		b.errorf(n, path, "%s: %s", file, errText(err))
+		b.errorf(n, path, "%s: %s", file, regfile.Cause(err).Error())
 		return ""
 	case len(data) > sealing.MaxTokenSize+64:
 		b.errorf(n, path, "%s: larger than a sealed token can be", file)

@@ -152,7 +152,7 @@ func WriteKeyFile(path string, k *PrivateKey, created time.Time) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", path, pathCause(err))
+		return fmt.Errorf("creating %s: %w", path, regfile.Cause(err))
 	}
 	defer os.Remove(tmp.Name())
 	if err := writeSynced(tmp, KeyFileText(k, created)); err != nil {
@@ -169,7 +169,7 @@ func WriteKeyFile(path string, k *PrivateKey, created time.Time) error {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("refusing to overwrite %s: %w", path, fs.ErrExist)
 		}
-		return fmt.Errorf("creating %s: %w", path, pathCause(err))
+		return fmt.Errorf("creating %s: %w", path, regfile.Cause(err))
 	}
 	if err := writeSynced(f, KeyFileText(k, created)); err != nil {
 		os.Remove(path)
@@ -191,15 +191,5 @@ func writeSynced(f *os.File, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return pathCause(err)
-}
-
-// pathCause drops the path and operation of a file system error, for
-// messages that name the file themselves.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return regfile.Cause(err)
 }

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/regfile"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -33,7 +33,7 @@ func (e *env) readSecret(path, name string) (string, error) {
 		if f, err = os.Open(path); err != nil {
 			// The path is not quoted: a secret given to --in by mistake
 			// would be.
-			return "", fmt.Errorf("cannot open the --in file: %w", cli.PathCause(err))
+			return "", fmt.Errorf("cannot open the --in file: %w", regfile.Cause(err))
 		}
 		defer f.Close()
 		if fd, isTerm := terminalFD(f); isTerm {

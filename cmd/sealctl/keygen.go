@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/regfile"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -73,7 +74,7 @@ func (e *env) keygen(out string) error {
 			}
 		}
 		if _, err := e.stdout.Write(sealing.KeyFileText(k, now)); err != nil {
-			return cli.WithHints(fmt.Errorf("writing the key file to stdout: %w", cli.PathCause(err)))
+			return cli.WithHints(fmt.Errorf("writing the key file to stdout: %w", regfile.Cause(err)))
 		}
 		fmt.Fprintf(e.stderr, "Public key: %s\n", pub)
 		return nil
@@ -92,7 +93,7 @@ func (e *env) keygen(out string) error {
 		return cli.WithHints(err)
 	}
 	if _, err := fmt.Fprintln(e.stdout, pub); err != nil {
-		return cli.WithHints(fmt.Errorf("wrote the key file %s, but printing its public key failed: %w", out, cli.PathCause(err)),
+		return cli.WithHints(fmt.Errorf("wrote the key file %s, but printing its public key failed: %w", out, regfile.Cause(err)),
 			"print it with: sealctl pubkey -i "+out)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/regfile"
 	"github.com/tokrun/tokrun/sealing"
 )
 
@@ -41,7 +42,7 @@ func newPubkeyCmd(e *env) *cobra.Command {
 			}
 			for _, p := range ring.PublicKeys() {
 				if _, err := fmt.Fprintln(e.stdout, p); err != nil {
-					return cli.WithHints(fmt.Errorf("printing the public key: %w", cli.PathCause(err)))
+					return cli.WithHints(fmt.Errorf("printing the public key: %w", regfile.Cause(err)))
 				}
 			}
 			return nil

@@ -236,7 +236,7 @@ func readRecipientFile(path string) (sealing.PublicKey, error) {
 	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		// Not quoted: a secret given to --to-file by mistake would be.
-		return sealing.PublicKey{}, fmt.Errorf("cannot open the --to-file file: %w", cli.PathCause(err))
+		return sealing.PublicKey{}, fmt.Errorf("cannot open the --to-file file: %w", regfile.Cause(err))
 	}
 	defer f.Close()
 	data, err := readAllLimit(f, maxRecipientFile, path)

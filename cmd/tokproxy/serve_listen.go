@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/regfile"
 )
 
 // listenSpec is one --listen value: "unix:PATH" or "tcp:HOST:PORT".
@@ -105,7 +105,7 @@ func listen(spec listenSpec, mode os.FileMode) (*boundListener, error) {
 	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".tokproxy")
 	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", spec, cli.PathCause(err))
+		return nil, fmt.Errorf("--listen %s: %w", spec, regfile.Cause(err))
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
@@ -121,16 +121,16 @@ func listen(spec listenSpec, mode os.FileMode) (*boundListener, error) {
 		return nil, fmt.Errorf("--listen %s: %w", spec, err)
 	}
 	if err := os.Chmod(tmp, mode); err != nil {
-		return fail(cli.PathCause(err))
+		return fail(regfile.Cause(err))
 	}
 	st, err := os.Lstat(tmp)
 	if err != nil {
-		return fail(cli.PathCause(err))
+		return fail(regfile.Cause(err))
 	}
 	// A hard link, unlike a rename, never replaces a file that appeared at
 	// path since the check above (another server's socket, say).
 	if err := os.Link(tmp, path); err != nil {
-		return fail(cli.PathCause(err))
+		return fail(regfile.Cause(err))
 	}
 	return &boundListener{spec: spec, ln: ln, socket: st}, nil
 }
@@ -144,7 +144,7 @@ func removeStaleSocket(path string) error {
 		return nil
 	}
 	if err != nil {
-		return cli.PathCause(err)
+		return regfile.Cause(err)
 	}
 	if st.Mode().Type() != fs.ModeSocket {
 		return errors.New("the path exists and is not a socket; remove it or choose another path")
@@ -158,7 +158,7 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("cannot tell whether the existing socket is in use: %w", unwrapOpError(err))
 	}
 	if err := os.Remove(path); err != nil {
-		return cli.PathCause(err)
+		return regfile.Cause(err)
 	}
 	return nil
 }

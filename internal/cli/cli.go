@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"regexp"
 	"strings"
 
@@ -191,19 +189,4 @@ func helpCommand() *cobra.Command {
 			return target.Help()
 		},
 	}
-}
-
-// PathCause keeps the cause of a file system error and drops the path
-// and operation, for messages that name the file their own way, or must
-// not quote it (a secret given to a file flag by mistake would be).
-func PathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
 }

@@ -6,8 +6,10 @@ package regfile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"syscall"
 )
@@ -55,4 +57,19 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, limit)
 	}
 	return b.Bytes(), nil
+}
+
+// Cause keeps the cause of a file system error and drops the path and
+// operation, for messages that name the file their own way, or must not
+// quote it (a secret given to a file flag by mistake would be).
+func Cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

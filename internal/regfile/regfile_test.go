@@ -1,6 +1,8 @@
 package regfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,5 +36,27 @@ func TestRefusesFIFOWithoutBlocking(t *testing.T) {
 	f.Close()
 	if data, err := os.ReadFile(file); err != nil || string(data) != "ok" {
 		t.Fatalf("regular file: %q %v", data, err)
+	}
+}
+
+// TestCause: the cause of a failed open or link, without the path (which
+// could be a secret typed into a file flag).
+func TestCause(t *testing.T) {
+	dir := t.TempDir()
+	secretPath := filepath.Join(dir, "sk-live-SENTINEL")
+	_, err := os.Open(secretPath)
+	if c := Cause(err); !errors.Is(c, fs.ErrNotExist) || strings.Contains(c.Error(), "SENTINEL") {
+		t.Errorf("Cause(open error) = %v", c)
+	}
+	if err := os.WriteFile(secretPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = os.Link(secretPath, secretPath)
+	if c := Cause(err); !errors.Is(c, fs.ErrExist) || strings.Contains(c.Error(), "SENTINEL") {
+		t.Errorf("Cause(link error) = %v", c)
+	}
+	other := errors.New("other")
+	if Cause(other) != other {
+		t.Error("Cause changed an error that names no path")
 	}
 }
