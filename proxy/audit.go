@@ -332,6 +332,7 @@ type AuditFile struct {
 	reopenMu sync.Mutex   // one Reopen at a time
 	mu       sync.RWMutex // held to write to f (read) and to replace it
 	f        *os.File
+	closed   bool // set by Close, under mu
 }
 
 // OpenAuditFileAt opens path as OpenAuditFile does, as an AuditFile.
@@ -356,8 +357,11 @@ func (a *AuditFile) Reopen() (bool, error) {
 	a.reopenMu.Lock()
 	defer a.reopenMu.Unlock()
 	a.mu.RLock()
-	cur := a.f
+	cur, closed := a.f, a.closed
 	a.mu.RUnlock()
+	if closed {
+		return false, nil
+	}
 	if fi, err := os.Stat(a.path); err == nil {
 		if ci, err := cur.Stat(); err == nil && os.SameFile(fi, ci) {
 			return false, nil
@@ -368,6 +372,11 @@ func (a *AuditFile) Reopen() (bool, error) {
 		return false, err
 	}
 	a.mu.Lock()
+	if a.closed { // closed while the path was opened again
+		a.mu.Unlock()
+		f.Close()
+		return false, nil
+	}
 	a.f = f
 	a.mu.Unlock()
 	cur.Sync() //nolint:errcheck // best effort for a file that was moved away
@@ -379,6 +388,7 @@ func (a *AuditFile) Reopen() (bool, error) {
 func (a *AuditFile) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.closed = true
 	if err := a.f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
 		a.f.Close()
 		return err

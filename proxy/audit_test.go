@@ -143,6 +143,20 @@ func TestAuditFileReopen(t *testing.T) {
 			t.Errorf("%s holds %q, want %q", file, b, want)
 		}
 	}
+	// Once closed, a Reopen (one that was blocked while the daemon
+	// stopped) opens nothing and leaves no file behind.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if reopened, err := a.Reopen(); reopened || err != nil {
+		t.Fatalf("Reopen after Close: %v, %v", reopened, err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Reopen after Close created the file: %v", err)
+	}
 }
 
 // writeLog records each Write it is given, for the batched audit log's

@@ -45,17 +45,21 @@ type daemon struct {
 	audit     *proxy.AuditFile // nil when the audit log is stderr
 	auditLog  *proxy.AuditLog
 	// reopenFailing is set while the audit log's path cannot be opened
-	// again (only the serving goroutine uses it).
+	// again (only the files goroutine uses it).
 	reopenFailing bool
 	newCA         string // the certificate of a CA created at this start
 
 	// lastSum is the SHA-256 of the policy file's content as last loaded
-	// or rejected, so that the watcher reloads once per change.
+	// or rejected, so that the watcher reloads once per change. It and
+	// the fields below are the files goroutine's.
 	lastSum [32]byte
 	// changedSum is new content the watcher saw, first at changedSince;
 	// it is loaded once it has stayed the same for watchSettle.
 	changedSum   [32]byte
 	changedSince time.Time
+	// beforeReload, if set, runs before each reload (tests use it to
+	// hold a reload as a hung file system would).
+	beforeReload func()
 }
 
 // watchSettle is how long a changed policy file must stay the same before
@@ -303,13 +307,40 @@ func (d *daemon) watch(now time.Time) {
 
 // reload loads the policy file again, noting the content it saw.
 func (d *daemon) reload() {
+	if d.beforeReload != nil {
+		d.beforeReload()
+	}
 	d.lastSum = fileSum(d.opts.policyFile)
 	d.store.Reload() //nolint:errcheck // reported by reloaded
 }
 
+// files runs the policy watcher and the reloads and audit reopens SIGHUP
+// asks for, one at a time, until stop is closed. They read and open files,
+// which can block in the kernel (a policy on a hung network mount): on a
+// goroutine of their own they hold up only each other, never a stop.
+func (d *daemon) files(tick <-chan time.Time, hup, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick:
+			d.watch(now)
+			d.reopenAudit()
+		case <-hup:
+			select {
+			case <-stop: // no reloads once stopping
+				return
+			default:
+			}
+			d.log.Info("SIGHUP; reloading the policy", "file", d.opts.policyFile)
+			d.reload()
+			d.reopenAudit()
+		}
+	}
+}
+
 // run serves until a signal stops the daemon and returns the exit
-// status. One goroutine handles signals and the file watcher, so reloads
-// never overlap.
+// status.
 func (d *daemon) run(sigs <-chan os.Signal) int {
 	if d.newCA != "" {
 		d.log.Info("created the interception CA; clients must trust its certificate", "cert", d.newCA)
@@ -354,35 +385,59 @@ func (d *daemon) run(sigs <-chan os.Signal) int {
 		defer t.Stop()
 		tick = t.C
 	}
+	// A SIGHUP during a reload asks for one more after it (the file may
+	// have changed since that one read it); more are the same one.
+	hup := make(chan struct{}, 1)
+	stopFiles := make(chan struct{})
+	filesDone := make(chan struct{})
+	go func() {
+		defer close(filesDone)
+		d.files(tick, hup, stopFiles)
+	}()
 	for {
 		select {
-		case now := <-tick:
-			d.watch(now)
-			d.reopenAudit()
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				d.log.Info("SIGHUP; reloading the policy", "file", d.opts.policyFile)
-				d.reload()
-				d.reopenAudit()
+				select {
+				case hup <- struct{}{}:
+				default:
+				}
 				continue
 			}
+			close(stopFiles)
 			d.log.Info("stopping: draining requests in flight; a second signal stops at once", "signal", sig.String(), "timeout", d.opts.drainTimeout.String())
-			return d.drain(sigs)
+			return d.drain(sigs, filesDone)
 		case err := <-serveErr:
+			close(stopFiles)
 			d.log.Error("stopping after a listener failed", "error", err.Error())
 			d.health.draining.Store(true)
 			d.srv.Close()
 			d.shutdownAdmin()
 			d.closeListeners()
+			d.waitFiles(filesDone)
 			d.closeAudit()
 			return exitError
 		}
 	}
 }
 
+// filesWait bounds how long a stop waits for a reload or audit reopen
+// under way before closing the audit log without it.
+const filesWait = 2 * time.Second
+
+// waitFiles waits up to filesWait for the files goroutine to end, so that
+// no reopen of the audit log races its closing.
+func (d *daemon) waitFiles(done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(filesWait):
+		d.log.Warn("a policy reload or audit log reopen is still blocked reading a file; stopping without it", "file", d.opts.policyFile)
+	}
+}
+
 // drain stops accepting, waits for requests in flight up to the drain
 // timeout or a second stopping signal, then closes everything.
-func (d *daemon) drain(sigs <-chan os.Signal) int {
+func (d *daemon) drain(sigs <-chan os.Signal, filesDone <-chan struct{}) int {
 	d.health.draining.Store(true)
 	// Close the listeners first: Server.Shutdown stops accepting only
 	// after the requests in flight inside tunnels have finished.
@@ -417,6 +472,7 @@ wait:
 	d.srv.Close()
 	d.shutdownAdmin()
 	d.closeListeners()
+	d.waitFiles(filesDone)
 	d.closeAudit()
 	d.log.Info("stopped")
 	return status

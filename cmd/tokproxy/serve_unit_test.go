@@ -1,11 +1,16 @@
 package main
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/tokrun/tokrun/internal/syncbuf"
 )
 
 func TestParseListen(t *testing.T) {
@@ -127,5 +132,55 @@ func TestListenUnix(t *testing.T) {
 	b.close()
 	if _, err := os.Lstat(path); err != nil {
 		t.Errorf("close removed a file it did not create: %v", err)
+	}
+}
+
+// TestStopWhileAReloadIsBlocked: a reload that blocks reading a file (a
+// policy on a hung network mount; beforeReload stands in for the kernel)
+// holds up no stop. SIGTERM drains and returns, with a SIGHUP queued
+// behind the blocked reload, and the audit log is closed without the
+// reopen that would follow the reload.
+func TestStopWhileAReloadIsBlocked(t *testing.T) {
+	f := newE2EFiles(t)
+	var stderr syncbuf.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr}
+	o := &serveOptions{
+		policyFile: f.policy, keyFile: f.key, stateDir: f.stateDir, audit: f.audit,
+		specs: []listenSpec{{"unix", filepath.Join(f.dir, "p.sock")}}, mode: 0o600,
+		drainTimeout: 5 * time.Second,
+	}
+	d, errs := e.startDaemon(o)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer close(release)
+	d.beforeReload = func() {
+		entered <- struct{}{}
+		<-release
+	}
+	sigs := make(chan os.Signal, 4)
+	done := make(chan int, 1)
+	go func() { done <- d.run(sigs) }()
+
+	sigs <- syscall.SIGHUP
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGHUP started no reload")
+	}
+	sigs <- syscall.SIGHUP
+	sigs <- syscall.SIGTERM
+	select {
+	case st := <-done:
+		if st != exitOK {
+			t.Errorf("exit status %d, want %d", st, exitOK)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("SIGTERM did not stop a daemon whose reload is blocked\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "still blocked reading a file; stopping without it") {
+		t.Errorf("the stop does not say what it left behind:\n%s", stderr.String())
 	}
 }
