@@ -300,7 +300,7 @@ func benchRespond(b *testing.B, h *harness, ix *secretIndex, header http.Header,
 		rb.Reset(body)
 		resp := &http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: header, ContentLength: cl, Body: rb}
 		rec := Record{Rule: "api", Reason: "allowed", Method: "GET", Scheme: "https", Host: "api.example.com", Port: 443, Path: "/v1/chat", Secrets: secrets}
-		if !c.writeResponse(req, h.srv.respond(req, resp, ix, rec, in, nil, time.Time{})) {
+		if !c.writeResponse(req, h.srv.respond(req, resp, ix, rec, in, nil, nil, time.Time{})) {
 			b.Fatal("the connection cannot be kept")
 		}
 	}

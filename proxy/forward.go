@@ -277,16 +277,16 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		// proxy frames the response itself (and a request with a body
 		// always closes its upstream connection, see upstream).
 		resp.Close = false
-		return s.respond(r, resp, ix, rec, in, late, start)
+		return s.respond(r, resp, ix, rec, in, late, hook, start)
 	}
 	if len(dets) == 0 {
-		return s.respond(r, resp, ix, rec, in, late, start)
+		return s.respond(r, resp, ix, rec, in, late, hook, start)
 	}
 	// The upgrade's frames are its body: a placeholder in them is a
 	// tripwire that fires late, as in a body after the upstream answered.
 	late = &lateTrip{}
 	frames := newWSScan(dets, func(hit *tripwireError) { s.trippedLate(hook, late, hit, rec, start) })
-	resp = s.respond(r, resp, ix, rec, in, late, start)
+	resp = s.respond(r, resp, ix, rec, in, late, hook, start)
 	if ab, ok := resp.Body.(*auditedBody); ok {
 		ab.frames = frames
 	}
@@ -296,7 +296,7 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 // respond readies an allowed upstream response for the client: the
 // secrets injected (rec.Secrets) are scrubbed from it, and the audit
 // record and metrics are written when its body is finished.
-func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, late *lateTrip, start time.Time) *http.Response {
+func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, rec Record, in *countingReader, late *lateTrip, hook *cancelHook, start time.Time) *http.Response {
 	injected := rec.Secrets
 	eventStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	ab := &auditedBody{s: s, stream: resp.ContentLength < 0 || eventStream, in: in, late: late, start: start}
@@ -323,7 +323,7 @@ func (s *Server) respond(r *http.Request, resp *http.Response, ix *secretIndex, 
 	}
 	s.count(true, rec.Rule, policy.Reason(rec.Reason))
 	rec.Decision, rec.Status = "allow", resp.StatusCode
-	ab.rc, ab.rec = resp.Body, rec
+	ab.rc, ab.rec, ab.hook = resp.Body, rec, hook
 	resp.Body = ab
 	return resp
 }
@@ -565,6 +565,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *http.Respon
 		dst = &flushWriter{w: w, rc: http.NewResponseController(w)}
 	}
 	if _, err := io.Copy(dst, resp.Body); err != nil {
+		clientGone(resp.Body)
 		// A body cut short (an upstream gone, a tripwire) must not look
 		// whole: end the connection without the body's last chunk.
 		panic(http.ErrAbortHandler)
@@ -666,8 +667,12 @@ type auditedBody struct {
 	rc     io.ReadCloser
 	stream bool // the upstream streams: flush each write to the client
 	n      int64
-	cut    bool // reading the upstream's body failed before its end (never set after an upgrade, which either side ends by closing)
-	once   sync.Once
+	// cut: reading the upstream's body failed before its end; gone: the
+	// client went away first. Neither is set after an upgrade, which
+	// either side ends by closing.
+	cut, gone bool
+	hook      *cancelHook // the exchange's: cancelled when the client goes away (or a tripwire fires late)
+	once      sync.Once
 
 	s      *Server
 	rec    Record
@@ -685,9 +690,22 @@ func (b *auditedBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.finish()
 	case err != nil && b.rec.Status != http.StatusSwitchingProtocols:
-		b.cut = true
+		// A client going away ends the upstream request too.
+		if b.hook != nil && b.hook.isCancelled() {
+			b.gone = true
+		} else {
+			b.cut = true
+		}
 	}
 	return n, err
+}
+
+// clientGone notes that copying the body to the client failed: unless
+// reading it did, the client went away before its end.
+func clientGone(body io.Reader) {
+	if b, ok := body.(*auditedBody); ok && !b.cut && b.rec.Status != http.StatusSwitchingProtocols {
+		b.gone = true
+	}
 }
 
 // Write sends what the client sends after an upgrade to the upstream,
@@ -722,6 +740,8 @@ func (b *auditedBody) report() {
 	} else if b.cut {
 		// Fixed text: the reader's error can quote what the upstream sent.
 		rec.Error = "the response was cut short: the upstream's body failed or ended early"
+	} else if b.gone {
+		rec.Error = "the client went away before the response's end"
 	}
 	for i, name := range b.scrubs.names {
 		c := b.scrubs.of(i)

@@ -839,3 +839,50 @@ func TestMalformedRequestBodyIsTheClients(t *testing.T) {
 	}
 	h.waitAudit(t, `"reason":"bad_request"`)
 }
+
+// A client that goes away in the middle of a response is recorded with an
+// error, in a tunnel and over plain http: the record must not read as an
+// answer delivered whole, nor blame the upstream.
+func TestClientGoneMidResponseIsRecorded(t *testing.T) {
+	const want = `"error":"the client went away before the response's end"`
+	streaming := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		select { // the rest never comes while the client is there
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}
+	read := func(t *testing.T, c *http.Client, url string) {
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len("first part\n"))
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // mid-body: the client's transport closes the connection
+		c.CloseIdleConnections()
+	}
+	t.Run("tunnel", func(t *testing.T) {
+		h := newHarness(t, basicPolicy, http.HandlerFunc(streaming))
+		read(t, h.client(), "https://open.example.com/stream")
+		rec := h.waitAudit(t, want)
+		if strings.Contains(rec, "upstream") {
+			t.Errorf("the client's leaving is blamed on the upstream: %s", rec)
+		}
+	})
+	t.Run("plain", func(t *testing.T) {
+		up := httptest.NewServer(http.HandlerFunc(streaming))
+		defer up.Close()
+		_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+		h := newHarness(t, plainRule(basicPolicy, port), nil)
+		read(t, &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(h.proxyURL)}}, "http://plain.example.com:"+port+"/stream")
+		rec := h.waitAudit(t, want)
+		if strings.Contains(rec, "upstream") {
+			t.Errorf("the client's leaving is blamed on the upstream: %s", rec)
+		}
+	})
+}

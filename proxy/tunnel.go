@@ -569,6 +569,7 @@ func (c *tunnelConn) writeResponse(req *http.Request, resp *http.Response) bool 
 	}
 	n, err := c.copyBody(resp.Body, chunked, stream)
 	if err != nil {
+		clientGone(resp.Body)
 		// Cut the connection without TLS close_notify, so that even a
 		// close-delimited body is seen to be truncated.
 		c.raw.Close()
