@@ -113,7 +113,10 @@ func TestUpstreamConnectionCloseIsHonoured(t *testing.T) {
 }
 
 // An upstream may answer before it has read the request body; the answer
-// reaches the client and the next request works.
+// reaches the client while the client is still sending, and the next
+// request works. The body stops after its first 64 KiB until the answer
+// has arrived, so that the client cannot have finished (or have been cut
+// off) first.
 func TestUpstreamAnswersBeforeReadingBody(t *testing.T) {
 	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/upload" {
@@ -123,20 +126,42 @@ func TestUpstreamAnswersBeforeReadingBody(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	c := h.client()
-	req := newRequest(t, "POST", "https://open.example.com/upload", io.LimitReader(zeros{}, 8<<20))
+	answered := make(chan struct{})
+	body := io.MultiReader(io.LimitReader(zeros{}, 64<<10), &waitReader{wait: answered, r: io.LimitReader(zeros{}, 8<<20-64<<10)})
+	req := newRequest(t, "POST", "https://open.example.com/upload", body)
 	req.ContentLength = 8 << 20
+	var once sync.Once
+	var gaveUp atomic.Bool
+	release := func() { once.Do(func() { close(answered) }) }
+	timer := time.AfterFunc(30*time.Second, func() { gaveUp.Store(true); release() })
+	defer timer.Stop()
 	resp, err := c.Do(req)
-	if err == nil {
-		// The client may also see its upload cut off; either way, no hang.
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Fatalf("status %d %s %s\n%s", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"), resp.Header.Get("X-Tokrun-Rule"), h.audit.String()+h.logs.String())
-		}
+	release()
+	if gaveUp.Load() {
+		t.Fatal("the upstream's early answer reached the client only after the whole body was sent")
+	}
+	if err != nil {
+		t.Fatalf("the upstream's early answer did not reach the client: %v\n%s", err, h.audit.String()+h.logs.String())
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d %s %s\n%s", resp.StatusCode, resp.Header.Get("X-Tokrun-Reason"), resp.Header.Get("X-Tokrun-Rule"), h.audit.String()+h.logs.String())
 	}
 	if status, body, _ := h.do(c, newRequest(t, "GET", "https://open.example.com/next", nil)); status != 200 || body != "ok" {
 		t.Fatalf("status %d: %s", status, body)
 	}
+}
+
+// waitReader reads from r once wait is closed.
+type waitReader struct {
+	wait <-chan struct{}
+	r    io.Reader
+}
+
+func (w *waitReader) Read(p []byte) (int, error) {
+	<-w.wait
+	return w.r.Read(p)
 }
 
 type zeros struct{}
