@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tokrun/tokrun/internal/addrguard"
 	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/internal/regfile"
 	"github.com/tokrun/tokrun/internal/scrub"
@@ -529,7 +531,7 @@ func (b *builder) ruleList(n *yaml.Node, path string, deny bool, names map[strin
 func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]int) *Rule {
 	r := &Rule{Line: n.Line}
 	before := len(b.problems)
-	var injectNode *yaml.Node
+	var injectNode, hostNode *yaml.Node
 	fields := []field{
 		{"name", true, func(v *yaml.Node, fp string) {
 			s, ok := b.str(v, fp)
@@ -556,7 +558,7 @@ func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]in
 				b.errorf(v, fp, "%v", err)
 				return
 			}
-			r.host, r.Host = h, h.String()
+			r.host, r.Host, hostNode = h, h.String(), v
 		}},
 		{"port", false, func(v *yaml.Node, fp string) {
 			if p, ok := b.integer(v, fp); ok {
@@ -642,6 +644,9 @@ func (b *builder) rule(n *yaml.Node, path string, deny bool, names map[string]in
 			r.Port = defaultPort(r.Scheme)
 		}
 		b.checkInjections(r, path, injectNode)
+		if a, err := netip.ParseAddr(strings.Trim(r.Host, "[]")); err == nil && !r.AllowPrivate && !addrguard.Public(a) {
+			b.warnf(hostNode, join(path, "host"), "%s is not a public address: the proxy refuses to connect to it unless the rule sets unsafe_allow_private_network: true", r.Host)
+		}
 	}
 	if len(b.problems) > before {
 		return nil

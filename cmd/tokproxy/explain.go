@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokrun/tokrun/internal/addrguard"
 	"github.com/tokrun/tokrun/internal/cli"
+	"github.com/tokrun/tokrun/internal/match"
 	"github.com/tokrun/tokrun/policy"
+	"github.com/tokrun/tokrun/proxy"
 )
 
 const explainLong = `Show the decision the policy makes for one request, and why.
@@ -43,6 +48,10 @@ they apply rule, inject (a list of {secret, header, fingerprint}) and
 unsafe_allow_private_network (left out when empty or false).
 
 {{reasons}}
+An allowed request to an IP literal that is not public (loopback, private,
+link-local, metadata...) is shown as denied with reason private_address,
+as the proxy refuses to connect there, unless the rule sets
+unsafe_allow_private_network.
 
 Exit status: 0 when the request is allowed, 3 when it is denied, 1 on any
 error (an invalid policy or key file, a URL that cannot be parsed).`
@@ -89,7 +98,7 @@ func (e *env) explain(file, keyFile, method, rawURL string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	d := p.Decide(req)
+	d := guardLiteral(p.Decide(req))
 	if asJSON {
 		out, err := json.MarshalIndent(d, "", "  ")
 		if err != nil {
@@ -100,9 +109,26 @@ func (e *env) explain(file, keyFile, method, rawURL string, asJSON bool) error {
 		printDecision(e.stdout, p, d)
 	}
 	if !d.Allow {
+		if up := strings.ToUpper(method); up != method && slices.Contains(match.Methods(), up) {
+			fmt.Fprintf(e.stderr, "tokproxy: hint: methods are case-sensitive, as in HTTP: did you mean %s?\n", up)
+		}
 		return exitStatus(exitDenied)
 	}
 	return nil
+}
+
+// guardLiteral denies an allowed request to an IP literal that the proxy's
+// address guard refuses: serve answers it 403 private_address, so explain
+// must not say ALLOW. (A host name's addresses are known only when the
+// proxy resolves it.)
+func guardLiteral(d policy.Decision) policy.Decision {
+	a, err := netip.ParseAddr(strings.Trim(d.Host, "[]"))
+	if !d.Allow || d.AllowPrivate || err != nil || addrguard.Public(a) {
+		return d
+	}
+	d.Allow, d.Reason, d.Inject = false, proxy.ReasonPrivateAddress, nil
+	d.Explanation = fmt.Sprintf("rule %s allows the request, but %s is not a public address: the proxy refuses to connect to it unless the rule sets unsafe_allow_private_network: true", d.Rule, d.Host)
+	return d
 }
 
 const urlHint = "write the full URL with scheme and host, like https://api.openai.com/v1/chat/completions"

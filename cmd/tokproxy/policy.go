@@ -47,7 +47,7 @@ func (e *env) loadPolicy(file, keyFile string) (*policy.Policy, error) {
 	}
 	p, err := policy.Load(file, opts)
 	if err != nil {
-		return nil, cli.WithHints(err)
+		return nil, cli.WithHints(err, keyHints(err, keyFile)...)
 	}
 	for _, w := range p.Warnings() {
 		e.warnf("%s", w)

@@ -105,7 +105,7 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 		d.lastSum = fileSum(o.policyFile)
 		store, err := policy.NewStore(o.policyFile, policy.Options{Keys: keys, Now: e.now}, d.reloaded)
 		if err != nil {
-			errs = append(errs, withKeyHint(err, o.keyFile))
+			errs = append(errs, cli.WithHints(err, keyHints(err, o.keyFile)...))
 		} else {
 			d.store = store
 			for _, w := range store.Policy().Warnings() {
@@ -234,18 +234,18 @@ func (e *env) startDaemon(o *serveOptions) (*daemon, []error) {
 	return d, nil
 }
 
-// withKeyHint adds a hint to a policy that cannot load for want of --key.
-func withKeyHint(err error, keyFile string) error {
+// keyHints is the advice for a policy that cannot load for want of --key.
+func keyHints(err error, keyFile string) []string {
 	var problems policy.Errors
 	if keyFile != "" || !errors.As(err, &problems) {
-		return err
+		return nil
 	}
 	for _, p := range problems {
 		if strings.Contains(p.Msg, "without a key file") {
-			return cli.WithHints(err, "give the proxy's private key file with --key KEYFILE")
+			return []string{"give the proxy's private key file with --key KEYFILE"}
 		}
 	}
-	return err
+	return nil
 }
 
 func hasTCP(specs []listenSpec) bool {
