@@ -23,7 +23,11 @@ func Seal(rand io.Reader, to PublicKey, b Binding, value string, now time.Time) 
 		return "", err
 	}
 	if len(value) < MinValueSize {
-		return "", fmt.Errorf("%w: the secret value is %d bytes; at least %d are needed to scrub it from responses safely", ErrBinding, len(value), MinValueSize)
+		unit := "bytes"
+		if len(value) == 1 {
+			unit = "byte"
+		}
+		return "", fmt.Errorf("%w: the secret value is %d %s; at least %d are needed to scrub it from responses safely", ErrBinding, len(value), unit, MinValueSize)
 	}
 	if i := strings.IndexFunc(value, invisible); i >= 0 {
 		// A byte-order mark from a file saved by Notepad, a zero-width

@@ -21,7 +21,8 @@ const sealLong = `Seal a secret value to a public key, bound to where it may be 
 The value is read from --in FILE or stdin, never from the command line. On a
 terminal, sealctl prompts for it and reads it without echo. Exactly one
 trailing newline ("\n" or "\r\n") is removed; the value must then be one line
-of printable text without leading or trailing spaces, at most 4096 bytes.
+of printable text without leading or trailing spaces, 8 to 4096 bytes
+(the proxy cannot scrub a shorter value from responses safely).
 
 Only the token is printed on stdout. A summary naming the secret and its
 fingerprint (fp:..., a short public hash of the value) goes to stderr; the
@@ -51,11 +52,13 @@ private key; a proxy policy can only narrow it:
       the header value, with exactly one {} standing for the secret, e.g.
       'Bearer {}' or '{}'.
   --method METHOD
-      limit to these methods, in upper case; repeatable, default any:
+      limit to these methods, in upper case; repeat or separate with
+      commas, default any:
       %s.
   --path GLOB
       limit to these request paths: "*" matches within one segment, "**"
-      across segments, e.g. /v1/chat/**. Repeatable; default any.
+      across segments, e.g. /v1/chat/**. Repeat it for several paths (it is
+      not split at commas: a comma is a path character); default any.
   --expires WHEN
       stop working at this time; default never.
 
@@ -170,6 +173,11 @@ func (e *env) seal(cmd *cobra.Command, o *sealOptions) error {
 	canon, err := b.Canonical()
 	if err != nil {
 		return cli.WithHints(err, bindingHint(err))
+	}
+	for _, p := range o.paths {
+		if strings.Contains(p, ",") {
+			e.warnf("--path %q holds a comma: it is one path, not a list; repeat --path for several", p)
+		}
 	}
 
 	value, err := e.readSecret(o.in, o.name)

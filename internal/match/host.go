@@ -67,6 +67,9 @@ func normalizeHost(host string) (string, error) {
 		}
 	}
 	if strings.ContainsAny(host, ":[]") {
+		if strings.Contains(host, "://") {
+			return "", fmt.Errorf("%w: %q is a URL; give the host name alone, such as api.example.com", ErrHost, host)
+		}
 		return "", fmt.Errorf("%w: %q contains a port or stray brackets", ErrHost, host)
 	}
 	if !utf8.ValidString(host) {

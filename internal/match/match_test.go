@@ -52,6 +52,12 @@ func TestNormalizeHost(t *testing.T) {
 			t.Errorf("NormalizeHost(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
+	// A URL pasted where a host goes is named for what it is.
+	for _, in := range []string{"https://api.openai.com/", "http://api.openai.com:8080/v1"} {
+		if _, err := NormalizeHost(in); err == nil || !strings.Contains(err.Error(), "is a URL; give the host name alone") {
+			t.Errorf("NormalizeHost(%q) error %v", in, err)
+		}
+	}
 }
 
 func TestHostPattern(t *testing.T) {
