@@ -118,14 +118,18 @@ func LoadKeyFile(path string, warn func(string)) (*KeyRing, error) {
 	if st.Size() > maxKeyFile {
 		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrKey, maxKeyFile)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && warn != nil {
-		warn(fmt.Sprintf("key file %s is accessible by group or others (mode %04o); run: chmod 600 %s", path, perm, path))
-	}
 	data := make([]byte, st.Size())
 	if n, err := f.ReadAt(data, 0); n != len(data) {
 		return nil, fmt.Errorf("%s: %w: reading: %v", path, ErrKey, err)
 	}
-	return ParseKeyFile(path, data)
+	ring, err := ParseKeyFile(path, data)
+	// Only a file that holds a private key is worth the warning (not a
+	// public key file given by mistake, which the error explains).
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && warn != nil &&
+		(err == nil || bytes.Contains(bytes.ToLower(data), []byte(privateHRP))) {
+		warn(fmt.Sprintf("key file %s is accessible by group or others (mode %04o); run: chmod 600 %s", path, perm, path))
+	}
+	return ring, err
 }
 
 // KeyFileText returns the text of a new key file holding k, with comments

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,10 @@ func (e *env) inspect(arg, keyFile string, asJSON bool) error {
 	}
 	envelope, err := sealing.ParseEnvelope(token)
 	if err != nil {
+		if st, serr := os.Stat(arg); arg != "-" && serr == nil && st.Mode().IsRegular() {
+			// A file name, not a token: named back only because it is one.
+			return cli.WithHints(err, fmt.Sprintf("%s is a file; to inspect the token it holds, run: sealctl inspect - < %s", arg, arg))
+		}
 		return cli.WithHints(err, "a sealed token looks like tokrun.sealed.v1.<key id>.<data>; check that it was copied whole")
 	}
 	r := &inspectReport{

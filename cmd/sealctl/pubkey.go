@@ -67,14 +67,15 @@ func (e *env) loadKeyRing(path string) (*sealing.KeyRing, error) {
 		return nil, cli.WithHints(errors.New("no key file given and stdin is a terminal"),
 			"pass the key file with -i FILE, or redirect it: < FILE")
 	}
-	if mode, ok := regularFileMode(e.stdin); ok && mode.Perm()&0o077 != 0 {
-		e.warnf("the key file on stdin is accessible by group or others (mode %04o); restrict it with chmod 600", mode.Perm())
-	}
+	mode, isFile := regularFileMode(e.stdin)
 	data, err := readAllLimit(e.stdin, maxKeyFileSize, "the key file on stdin")
 	if err != nil {
 		return nil, err
 	}
 	ring, err := sealing.ParseKeyFile("<stdin>", data)
+	if isFile && mode.Perm()&0o077 != 0 && err == nil {
+		e.warnf("the key file on stdin is accessible by group or others (mode %04o); restrict it with chmod 600", mode.Perm())
+	}
 	if err != nil {
 		return nil, cli.WithHints(err, hint)
 	}
