@@ -9,8 +9,10 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -47,7 +49,7 @@ type embedded struct {
 	admin        *http.Server
 
 	mu      sync.Mutex
-	denied  []string // hosts refused for want of a rule, for the hint
+	denied  []refused // requests refused for want of a rule, for the hint
 	tripped []proxy.TripwireEvent
 }
 
@@ -163,7 +165,7 @@ func (em *embedded) record(r proxy.Record) {
 	if em.noPolicy && r.Decision == "deny" && r.Reason == string(policy.HostNotAllowed) {
 		em.mu.Lock()
 		if len(em.denied) < 8 {
-			em.denied = append(em.denied, r.Host)
+			em.denied = append(em.denied, refused{r.Scheme, r.Host, r.Port})
 		}
 		em.mu.Unlock()
 	}
@@ -191,15 +193,40 @@ func (em *embedded) finish(e *env) {
 	for _, t := range em.tripped {
 		e.notef("warning: tripwire: the command sent the placeholder of secret %s to %s (in the %s); the request was refused", t.Secret, t.Host, t.Where)
 	}
-	if len(em.denied) > 0 {
-		seen := map[string]bool{}
-		for _, h := range em.denied {
-			if !seen[h] {
-				seen[h] = true
-				e.hintf("no policy (no --policy, no ./tokrun.yaml): the request to %s was refused; allow it with --allow %s, or write a policy", h, h)
-			}
+	seen := map[refused]bool{}
+	for _, r := range em.denied {
+		if !seen[r] {
+			seen[r] = true
+			e.hintf("%s", r.hint())
 		}
 	}
+}
+
+// refused is a request the deny-all default refused.
+type refused struct {
+	scheme, host string
+	port         int
+}
+
+// hint says how to allow r: --allow where it can (HTTPS to a public
+// host), a policy rule where it cannot.
+func (r refused) hint() string {
+	const head = "no policy (no --policy, no ./tokrun.yaml): the request to "
+	where := r.host
+	if r.port != 443 || r.scheme != "https" {
+		where = r.scheme + "://" + net.JoinHostPort(r.host, strconv.Itoa(r.port))
+	}
+	allow := r.host
+	if r.port != 443 {
+		allow = net.JoinHostPort(r.host, strconv.Itoa(r.port))
+	}
+	if a, err := netip.ParseAddr(r.host); err == nil && !proxy.PublicAddress(a) {
+		return head + where + " was refused; --allow never reaches a private address: write a policy with a rule for it that sets unsafe_allow_private_network: true"
+	}
+	if r.scheme != "https" {
+		return head + where + " was refused; --allow covers HTTPS only: write a policy with a rule for it (scheme: http)"
+	}
+	return head + where + " was refused; allow it with --allow " + allow + ", or write a policy"
 }
 
 // writeLearned writes the learned policy, once the run's window (when its

@@ -70,6 +70,9 @@ Messages go to stderr as "tokrun: error: ...", "tokrun: hint: ..." and
 "tokrun: warning: ..."; stdout carries only the command's output. gVisor's
 own logs go to the state directory (--state-dir, default
 $XDG_RUNTIME_DIR/tokrun, /run/tokrun for root or ~/.cache/tokrun);
---debug prints where.
+--debug prints where. As root it also holds gVisor's network namespace
+mount (runsc/null-netns): umount it before removing the directory. The
+history of runs, which later runs check, is kept apart whatever the state
+directory: /var/lib/tokrun as root, ~/.local/state/tokrun otherwise.
 
 Check what this machine supports with "tokrun doctor".`

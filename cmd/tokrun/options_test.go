@@ -48,7 +48,8 @@ except urllib.error.URLError as e:
 	cmd := exec.Command(tokrunBin, "--state-dir", w.stateDir, "--upstream-ca", w.caFile, "--", "python3", "get.py")
 	cmd.Dir = noPolicy
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "tokrun: hint: no policy") {
+	if err != nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "tokrun: hint: no policy") ||
+		!strings.Contains(string(out), "--allow never reaches a private address") {
 		t.Errorf("without a policy: want a refusal and a hint, got %v\n%s", err, out)
 	}
 }

@@ -58,7 +58,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.audit, "audit", "", "append one JSON line per proxy decision to `FILE` (- for stderr)")
 	f.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics of the embedded proxy at http://`ADDR`/metrics")
 	f.StringVar(&o.learn, "learn", "", "allow all public egress, inject no secrets, and write a policy of what was used to `FILE`")
-	f.StringVar(&o.stateDir, "state-dir", "", "sandbox state, logs and (when given) the history of runs in `DIR` (default $XDG_RUNTIME_DIR/tokrun, /run/tokrun for root or ~/.cache/tokrun; history in /var/lib/tokrun or ~/.local/state/tokrun)")
+	f.StringVar(&o.stateDir, "state-dir", "", "sandbox state and logs in `DIR` (default $XDG_RUNTIME_DIR/tokrun, /run/tokrun for root or ~/.cache/tokrun); the history of runs is kept apart whatever DIR")
 	f.BoolVar(&o.debug, "debug", false, "write gVisor's debug logs and say where they are")
 }
 
