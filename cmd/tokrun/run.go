@@ -325,7 +325,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		if emb != nil {
 			emb.discard()
 		}
-		return runFailure(err)
+		return runFailure(err, cfg.Dir)
 	}
 	defer sb.Close()
 	if o.debug {
@@ -333,7 +333,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 	}
 	if emb != nil {
 		if err := emb.serve(sb.ProxySocket()); err != nil {
-			return runFailure(err)
+			return runFailure(err, cfg.Dir)
 		}
 	}
 	code, err := sb.Run(ctx)
@@ -345,7 +345,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		return exitStatus(runner.ExitTripwire)
 	}
 	if err != nil {
-		return runFailure(err)
+		return runFailure(err, cfg.Dir)
 	}
 	if emb != nil && o.learn != "" {
 		if err := emb.writeLearned(sb.WindowEnd()); err != nil {
@@ -380,13 +380,19 @@ func hostSockets() []runner.Hidden {
 
 const keyHint = "run tokrun from a directory that does not hold the key, or keep the key elsewhere (the default is ~/.config/tokrun/key.txt)"
 
-// runFailure wraps errors of the sandbox with advice.
-func runFailure(err error) error {
+// runFailure wraps errors of the sandbox run in dir with advice.
+func runFailure(err error, dir string) error {
 	var hints []string
 	var visible *runner.VisibleError
 	switch {
 	case errors.As(err, &visible):
-		if visible.Hint != "" {
+		if dir == "" { // the runner's default
+			dir, _ = os.Getwd()
+		}
+		if rdir, rerr := filepath.EvalSymlinks(dir); visible.Through != "" && rerr == nil && visible.Through != rdir && visible.Through != dir {
+			// Shown through a --mount, not the working directory.
+			hints = append(hints, fmt.Sprintf("leave out the --mount of %s, or mount a directory below it that does not hold %s", visible.Through, visible.What))
+		} else if visible.Hint != "" {
 			hints = append(hints, visible.Hint)
 		}
 	case os.Geteuid() != 0:

@@ -133,13 +133,17 @@ func TestRefusesVisibleKey(t *testing.T) {
 	inProject := filepath.Join(w.project, "key.txt")
 	b, _ := os.ReadFile(w.keyFile)
 	writeFile(t, inProject, string(b), 0o600)
-	for name, args := range map[string][]string{
-		"key in the working directory": {"--key", inProject},
-		"key under a --mount":          {"--key", w.keyFile, "--mount", filepath.Dir(w.keyFile) + ":/data:ro"},
+	// The hint names what to change: where the key is, or the --mount.
+	for name, tt := range map[string]struct {
+		args []string
+		hint string
+	}{
+		"key in the working directory": {[]string{"--key", inProject}, "tokrun: hint: run tokrun from a directory that does not hold the key"},
+		"key under a --mount":          {[]string{"--key", w.keyFile, "--mount", filepath.Dir(w.keyFile) + ":/data:ro"}, "tokrun: hint: leave out the --mount of "},
 	} {
-		r := w.runRaw("", append([]string{"--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", w.stateDir}, append(args, "--", "/bin/true")...)...)
-		if r.code != 125 || !strings.Contains(r.stderr, "would be visible inside the sandbox") || r.stdout != "" {
-			t.Errorf("%s: want exit 125 and a refusal, got\n%s", name, r)
+		r := w.runRaw("", append([]string{"--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", w.stateDir}, append(tt.args, "--", "/bin/true")...)...)
+		if r.code != 125 || !strings.Contains(r.stderr, "would be visible inside the sandbox") || !strings.Contains(r.stderr, tt.hint) || r.stdout != "" {
+			t.Errorf("%s: want exit 125, a refusal and the hint %q, got\n%s", name, tt.hint, r)
 		}
 	}
 }
