@@ -351,7 +351,7 @@ func (e *env) runCommand(o *runOptions, args []string) error {
 		if err := emb.writeLearned(sb.WindowEnd()); err != nil {
 			return err
 		}
-		e.notef("wrote the learned policy to %s; review it, seal your secrets into it, then run with --policy %s", o.learn, o.learn)
+		e.notef("wrote the learned policy to %s; review it (each learned rule says what it saw; add secrets and inject: where a host needs a credential), then run with --policy %s", o.learn, o.learn)
 	}
 	return exitStatusOrNil(code)
 }
