@@ -279,6 +279,13 @@ func (s *Server) exchange(r *http.Request, t target) *http.Response {
 		resp.Close = false
 		return s.respond(r, resp, ix, rec, in, late, hook, start)
 	}
+	// A switch keeps its Connection and Upgrade, never the proxy's own
+	// headers: an upstream could forge its verdicts.
+	for name := range resp.Header {
+		if strings.HasPrefix(name, "Proxy-") || strings.HasPrefix(name, "X-Tokrun-") {
+			delete(resp.Header, name)
+		}
+	}
 	if len(dets) == 0 {
 		return s.respond(r, resp, ix, rec, in, late, hook, start)
 	}

@@ -18,6 +18,10 @@ func TestPublicAddress(t *testing.T) {
 		"::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:a9fe:a9fe::", "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",
 		"::7f00:1", "::a9fe:a9fe", "fec0::1",
 		"2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo carrying 127.0.0.1 (inverted)
+		// One address in each further range the guard lists.
+		"192.0.0.192", "198.51.100.1", "203.0.113.1", "100::1", "2001:db8:ffff::1",
+		"64:ff9b:1::a9fe:a9fe", "64:ff9b:1::808:808", // local-use NAT64 (RFC 8215): translated by a local gateway
+		"2606:4700::1%eth0", // a zone: an interface's link, whatever the address
 	}
 	for _, s := range blocked {
 		if PublicAddress(netip.MustParseAddr(s)) {

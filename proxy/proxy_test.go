@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -61,13 +62,21 @@ func TestInjectsSecretIntoAllowedRequest(t *testing.T) {
 	}
 }
 
+// The headers a client's Connection names are removed, and then the
+// secret is injected: naming the injected header cannot remove it.
 func TestConnectionHeaderCannotRemoveInjectedHeader(t *testing.T) {
-	h := newHarness(t, basicPolicy, nil)
+	h := newHarness(t, basicPolicy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamHandler(w, r)
+		fmt.Fprintf(w, "foo=%q keepalive=%q\n", r.Header.Get("X-Foo"), r.Header.Get("Keep-Alive"))
+	}))
 	req := newRequest(t, "GET", "https://api.example.com/v1/x", nil)
 	req.Header.Set("Connection", "Authorization, X-Foo")
+	req.Header.Set("X-Foo", "named in Connection")
+	req.Header.Set("Keep-Alive", "timeout=5")
 	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
 	status, body, _ := h.do(h.client(), req)
-	if status != 200 || !strings.Contains(body, `auth="INJECTED"`) || !strings.Contains(body, `conn=""`) {
+	if status != 200 || !strings.Contains(body, `auth="INJECTED"`) || !strings.Contains(body, `conn=""`) ||
+		!strings.Contains(body, `foo="" keepalive=""`) {
 		t.Fatalf("status %d, upstream saw %q", status, body)
 	}
 }
@@ -133,6 +142,7 @@ func TestHostMismatchInsideTunnel(t *testing.T) {
 		{"open.example.com", "api.example.com", "/v1/x"},
 		{"api.example.com", "api.example.com:8443", "/v1/x"},
 		{"api.example.com", "api.example.com", "https://open.example.com/v1/x"}, // absolute form
+		{"bad..host", "api.example.com", "/v1/x"},                               // an SNI that is no host name matches nothing
 	} {
 		conn, err := net.Dial("tcp", h.proxyURL.Host)
 		if err != nil {

@@ -250,3 +250,24 @@ func TestTripReaderReportsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A host name is compared in lower case, so a placeholder with capitals
+// (a policy's fixed placeholder may have them) is looked for in lower case
+// there: sent as a DNS label under a wildcard rule without secrets, it
+// would otherwise leave in DNS, SNI and Host. Refused at CONNECT and
+// inside a tunnel to another host alike, with nothing dialled.
+func TestTripwireSeesMixedCasePlaceholderInHost(t *testing.T) {
+	const mixed = "TokRun-PH-Api-0123456789"
+	pol := strings.Replace(basicPolicy, "    sealed: SEALED\n", "    sealed: SEALED\n    placeholders: ["+mixed+"]\n", 1)
+	pol = strings.Replace(pol, "deny:\n", "  - name: wild\n    host: \"*.example.org\"\ndeny:\n", 1)
+	h := newHarness(t, pol, nil)
+	c := h.client()
+	host := strings.ToLower(mixed) + ".example.org"
+	status, _, reason := h.do(c, newRequest(t, "GET", "https://"+host+"/", nil))
+	if status != 403 || reason != "tripwire" {
+		t.Errorf("CONNECT to %s: status %d reason %q, want 403 tripwire", host, status, reason)
+	}
+	if h.dials.Load() != 0 {
+		t.Errorf("the upstream was dialled %d times", h.dials.Load())
+	}
+}

@@ -62,7 +62,8 @@ func (u *wsRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	defer close(u.done)
-	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	// With headers only the proxy may send, which must not pass.
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Tokrun-Decision: deny\r\nProxy-Authenticate: Basic\r\n\r\n")
 	brw.Flush()
 	io.Copy(&u.got, brw) // until the proxy closes
 }
@@ -257,6 +258,9 @@ func TestWebSocketClosedByClientIsNoError(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	if resp.Header.Get("X-Tokrun-Decision") != "" || resp.Header.Get("Proxy-Authenticate") != "" {
+		t.Errorf("the upstream's switch passed on the proxy's own headers: %v", resp.Header)
 	}
 	frame := wsFrame(true, 1, [4]byte{1, 2, 3, 4}, "hello")
 	tc.Write(frame)
