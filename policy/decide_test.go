@@ -1,10 +1,14 @@
 package policy
 
 import (
+	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokrun/tokrun/sealing"
 )
 
 func TestDecide(t *testing.T) {
@@ -410,5 +414,46 @@ func TestDecisionHolds(t *testing.T) {
 		if d := full.Decide(r); !full.Holds(&d) {
 			t.Errorf("%+v: %+v does not hold", r, d)
 		}
+	}
+}
+
+// A decision holds until the earliest expiry of the secrets it checked,
+// whatever their order in the rule: the later-expiring secret listed first
+// must not stretch the earlier one's life.
+func TestDecisionHoldsUntilTheEarliestExpiry(t *testing.T) {
+	keys := testKeys(t)
+	soon, later := testNow.Add(time.Hour), testNow.Add(48*time.Hour)
+	seal := func(name, header string, notAfter time.Time) string {
+		tok, err := sealing.Seal(rand.Reader, keys.PublicKeys()[0], sealing.Binding{
+			Name: name, Hosts: []string{"api.example.com"}, Header: header, Format: "{}", NotAfter: notAfter,
+		}, "value-of-"+name, testNow.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	text := fmt.Sprintf(`version: 1
+secrets:
+  later:
+    sealed: %s
+  soon:
+    sealed: %s
+rules:
+  - name: both
+    host: api.example.com
+    inject: [later, soon]
+`, seal("later", "X-Later", later), seal("soon", "X-Soon", soon))
+	now := testNow
+	p, err := Parse("p.yaml", []byte(text), Options{Keys: keys, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Decide(Request{Scheme: "https", Host: "api.example.com", Method: "GET", Path: "/"})
+	if !d.Allow || len(d.Inject) != 2 {
+		t.Fatalf("decision %+v", d)
+	}
+	now = soon.Add(time.Second)
+	if p.Holds(&d) {
+		t.Error("the decision holds after the sooner secret expired")
 	}
 }

@@ -314,3 +314,26 @@ func TestSyntaxErrorLineBudget(t *testing.T) {
 		t.Fatalf("err = %v, want line 6", err)
 	}
 }
+
+// No secret's placeholder may take the name of a variable tokrun sets (its
+// proxy and CA settings, the loader's) or one in its TOKRUN_ namespace,
+// in any case. The names are written out here, not taken from the code.
+func TestReservedEnvNames(t *testing.T) {
+	tok, err := os.ReadFile("../testdata/sealing/good/minimal.sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		"PATH", "HOME", "LANG", "TERM", "USER", "SHELL", "PWD",
+		"HTTP_PROXY", "https_proxy", "NO_PROXY", "ALL_PROXY",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+		"NODE_EXTRA_CA_CERTS", "NODE_USE_ENV_PROXY", "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE",
+		"LD_PRELOAD", "LD_LIBRARY_PATH", "TOKRUN_ANYTHING",
+	} {
+		text := "version: 1\nsecrets:\n  api:\n    sealed: " + strings.TrimSpace(string(tok)) + "\n    env: " + name + "\n"
+		_, err := Parse("p.yaml", []byte(text), testOptions(t))
+		if err == nil || !strings.Contains(err.Error(), "is set by tokrun itself") {
+			t.Errorf("env %s: %v", name, err)
+		}
+	}
+}

@@ -156,6 +156,11 @@ func TestPayloadStrictness(t *testing.T) {
 		{`{"v":2,` + good + `}`, `unsupported payload version 2`},
 		{`{"v":"1",` + good + `}`, `field "v": wrong type or format`},
 		{`{"v":1,` + good + `,"methods":null}`, `field "methods": null is not allowed`},
+		{`{"v":1,` + good + `,"paths":null}`, `field "paths": null is not allowed`},
+		{`{"v":1,` + good + `,"not_after":null}`, `field "not_after": null is not allowed`},
+		{`{"v":1,` + strings.Replace(good, `"header":"X-Api-Key"`, `"header":null`, 1) + `}`, `field "header": null is not allowed`},
+		{`{"v":1,` + strings.Replace(good, `"hosts":["a.example"]`, `"hosts":null`, 1) + `}`, `field "hosts": null is not allowed`},
+		{`{"v":null,` + good + `}`, `field "v": null is not allowed`},
 		{`{"v":1,` + good + `} {}`, `data after the JSON object`},
 		{`[` + good + `]`, `not a JSON object`},
 		{`{"v":1,` + strings.Replace(good, `"format":"{}"`, `"format":"Bearer"`, 1) + `}`, `invalid binding: format: must contain exactly one {}`},
@@ -234,6 +239,38 @@ func TestBindingValidation(t *testing.T) {
 		if _, err := Seal(rand.Reader, pub, openaiBinding(), v, t0); !errors.Is(err, ErrBinding) {
 			t.Errorf("value %q accepted: %v", v, err)
 		}
+	}
+}
+
+// Every header a secret may not be sealed for is refused, in its own
+// spelling, in lower case, and with "_" or "." for "-". The list is
+// written out here, not taken from the code, so that dropping a name
+// from the code fails the test.
+func TestEveryForbiddenHeaderRefused(t *testing.T) {
+	pub := mustKey(t, "forbidden").Public()
+	names := []string{
+		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "HTTP2-Settings",
+		"Host", "Content-Length", "Content-Type", "Content-Encoding", "Set-Cookie", "Expect", "Max-Forwards",
+		"Accept-Encoding", "Range", "If-Range", "Forwarded",
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL",
+		// One of each family.
+		"Proxy-Authorization", "Proxy-Connection", "X-Tokrun-Decision", "X-Forwarded-For", "X-Forwarded-Host",
+		"Sec-WebSocket-Key", "Sec-WebSocket-Protocol",
+	}
+	for _, name := range names {
+		for _, spelling := range []string{name, strings.ToLower(name), strings.ReplaceAll(name, "-", "_"), strings.ReplaceAll(name, "-", ".")} {
+			b := openaiBinding()
+			b.Header = spelling
+			if _, err := Seal(rand.Reader, pub, b, "SENTINEL-VALUE", t0); !errors.Is(err, ErrBinding) || !strings.Contains(err.Error(), "cannot carry a secret") {
+				t.Errorf("header %q: %v", spelling, err)
+			}
+		}
+	}
+	// C1 controls (U+0080 to U+009F) are control characters too.
+	b := openaiBinding()
+	b.Format = "{}\u0085"
+	if _, err := Seal(rand.Reader, pub, b, "SENTINEL-VALUE", t0); !errors.Is(err, ErrBinding) || !strings.Contains(err.Error(), "without CR, LF") {
+		t.Errorf("format with U+0085: %v", err)
 	}
 }
 
