@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,10 +98,36 @@ func TestLoadOrCreateCA(t *testing.T) {
 	if !ca1.Certificate().Equal(ca2.Certificate()) {
 		t.Fatal("second start generated a new CA")
 	}
-	if err := os.Chmod(filepath.Join(dir, "ca-key.pem"), 0o644); err != nil {
+	// A key group or others can read is refused (whoever reads it can
+	// intercept every client); so is a directory they can write (they
+	// could replace the CA), whether the CA exists yet or not.
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o644} {
+		if err := os.Chmod(filepath.Join(dir, "ca-key.pem"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadOrCreateCA(dir); err == nil {
+			t.Errorf("CA key of mode %04o accepted", mode)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "ca-key.pem"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateCA(dir); err == nil {
-		t.Fatal("group-readable CA key accepted")
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if err := os.Mkdir(fresh, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, fresh} {
+		for _, mode := range []os.FileMode{0o770, 0o702} {
+			if err := os.Chmod(d, mode); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := LoadOrCreateCA(d); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+				t.Errorf("state directory of mode %04o accepted: %v", mode, err)
+			}
+		}
+		os.Chmod(d, 0o700)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "ca-key.pem")); err == nil {
+		t.Error("a CA was created in a directory others can write")
 	}
 }
