@@ -52,24 +52,31 @@ func TestParseMount(t *testing.T) {
 	}
 }
 
+// The sandbox's environment is exactly tokrun's own variables and the
+// caller's extras: nothing else of the host's (an agent socket, a token)
+// passes, and the proxy and trust variables cannot be changed.
 func TestEnvironmentIsBuiltFromScratch(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "sk-host")
+	t.Setenv("GITHUB_TOKEN", "ghp-host")
+	t.Setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
+	t.Setenv("NO_PROXY", "*")
 	t.Setenv("LANG", "de_DE.UTF-8")
+	t.Setenv("TERM", "vt100")
 	env, err := Environment("/bundle.pem", []string{"DEMO=ph", "PATH=/custom"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"DEMO=ph", "PATH=/custom", "LANG=de_DE.UTF-8", "HOME=/root", "HTTPS_PROXY=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128", "SSL_CERT_FILE=/bundle.pem", "NODE_EXTRA_CA_CERTS=/bundle.pem", "NODE_USE_ENV_PROXY=1"} {
-		if !slices.Contains(env, want) {
-			t.Errorf("environment lacks %s: %v", want, env)
-		}
+	const proxy, bundle = "http://127.0.0.1:3128", "/bundle.pem"
+	want := []string{
+		"AWS_CA_BUNDLE=" + bundle, "CURL_CA_BUNDLE=" + bundle, "DEMO=ph", "GIT_SSL_CAINFO=" + bundle, "HOME=/root",
+		"HTTPS_PROXY=" + proxy, "HTTP_PROXY=" + proxy, "LANG=de_DE.UTF-8", "NODE_EXTRA_CA_CERTS=" + bundle, "NODE_USE_ENV_PROXY=1",
+		"PATH=/custom", "PIP_CERT=" + bundle, "REQUESTS_CA_BUNDLE=" + bundle, "SSL_CERT_FILE=" + bundle, "TERM=vt100",
+		"http_proxy=" + proxy, "https_proxy=" + proxy,
 	}
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "OPENAI_API_KEY=") || strings.HasPrefix(kv, "NO_PROXY=") || strings.HasPrefix(kv, "no_proxy=") {
-			t.Errorf("environment holds %s", kv)
-		}
+	if !slices.Equal(env, want) {
+		t.Errorf("environment\n%q\nwant exactly\n%q", env, want)
 	}
-	for _, bad := range []string{"HTTPS_PROXY=x", "no_proxy=*", "SSL_CERT_FILE=/x", "NOEQUALS"} {
+	for _, bad := range []string{"HTTPS_PROXY=x", "NO_PROXY=x", "no_proxy=*", "SSL_CERT_FILE=/x", "NOEQUALS"} {
 		if _, err := Environment("/b", []string{bad}); err == nil {
 			t.Errorf("Environment accepted %q", bad)
 		}
