@@ -109,6 +109,7 @@ func TestCheckHidden(t *testing.T) {
 		{"covered by a later tmpfs", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/keys")}, false},
 		{"covered by a later bind of something else", key, []specs.Mount{bind(dir, "/d"), bind(project, "/d/keys")}, false},
 		{"a later mount under it does not cover it", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/keys/other")}, true},
+		{"a later mount beside it does not cover it", key, []specs.Mount{bind(dir, "/d"), tmpfs("/d/ke")}, true},
 		{"a missing hidden file is not visible", filepath.Join(keys, "nope"), []specs.Mount{bind(keys, "/k")}, false},
 	} {
 		err := checkHidden([]Hidden{{Path: tc.hidden, What: "the key"}}, tc.mounts)
