@@ -16,6 +16,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMount(t *testing.T) {
@@ -181,6 +182,30 @@ func TestLayout(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/ssl/private"); err == nil && byDest["/etc/ssl/private"].Type != "tmpfs" {
 		t.Errorf("/etc/ssl/private is not masked")
+	}
+	// Every file under /etc that others may not read is masked, not only
+	// the well-known ones.
+	private, err := privateUnder("/etc", maskedPaths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(private) == len(maskedPaths) {
+		t.Log("no private file under /etc beyond the well-known ones: only those are checked here")
+	}
+	for _, p := range private {
+		st, err := os.Stat(p)
+		if err != nil || unix.Access(p, unix.R_OK) != nil {
+			continue // not there, or not readable by tokrun either
+		}
+		m, ok := byDest[p]
+		switch {
+		case !ok || slices.Index(order, p) < slices.Index(order, "/etc"):
+			t.Errorf("the private %s is not masked after /etc is mounted: %+v", p, m)
+		case st.IsDir() && m.Type != "tmpfs":
+			t.Errorf("the private directory %s is not covered by an empty tmpfs: %+v", p, m)
+		case !st.IsDir() && m.Source != filepath.Join(run, "empty"):
+			t.Errorf("the private file %s is not covered by an empty file: %+v", p, m)
+		}
 	}
 	bundle, err := os.ReadFile(filepath.Join(run, "ca-bundle.pem"))
 	if err != nil || !strings.HasSuffix(string(bundle), "TEST\n-----END CERTIFICATE-----\n") {
