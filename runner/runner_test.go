@@ -350,9 +350,10 @@ func TestUnescapeMountinfo(t *testing.T) {
 }
 
 // Entries on the way to the policy count: a directory swapped in during a
-// run, or a symlink planted in a working directory reached through a
-// symlink, are caught; a file the run only created elsewhere in the
-// working directory is not.
+// run (also on the way to the target of a symlink made before the run),
+// or a symlink planted in a working directory reached through a symlink,
+// are caught; a file the run only created elsewhere in the working
+// directory is not.
 func TestChangedDuringRunOnTheWay(t *testing.T) {
 	isolateHistory(t)
 	stateDir, project, other := t.TempDir(), t.TempDir(), t.TempDir()
@@ -363,19 +364,28 @@ func TestChangedDuringRunOnTheWay(t *testing.T) {
 	os.WriteFile(filepath.Join(other, "tokrun.yaml"), []byte("version: 1\n"), 0o644)
 	link := filepath.Join(other, "project-link")
 	os.Symlink(project, link)
+	// The user's own link to the policy, made before the run: what the
+	// run swaps on the way to its target counts.
+	userLink := filepath.Join(project, "policy-link.yaml")
+	os.Symlink(filepath.Join("conf", "p.yaml"), userLink)
 	time.Sleep(1100 * time.Millisecond) // change times are kept in whole seconds here
 	st := state{dir: stateDir, history: filepath.Join(stateDir, historyFile)}
 	st.appendHistory(historyRecord{ID: "live", Places: []string{project}, Start: time.Now().Add(-clockLag)})
 
 	os.WriteFile(filepath.Join(project, "notes.txt"), []byte("x"), 0o644) // changes the project directory itself
 	policyFile := filepath.Join(project, "conf", "p.yaml")
-	if c, err := ChangedDuringRun(stateDir, policyFile); err != nil || c != nil {
-		t.Fatalf("nothing on the way changed: %+v, %v", c, err)
+	for _, p := range []string{policyFile, userLink} {
+		if c, err := ChangedDuringRun(stateDir, p); err != nil || c != nil {
+			t.Fatalf("nothing on the way to %s changed: %+v, %v", p, c, err)
+		}
 	}
 	os.Rename(filepath.Join(project, "conf"), filepath.Join(project, "conf.orig"))
 	os.Rename(filepath.Join(project, "examples"), filepath.Join(project, "conf"))
 	if c, err := ChangedDuringRun(stateDir, policyFile); err != nil || c == nil || c.Path != filepath.Join(project, "conf") {
 		t.Fatalf("a directory swapped in: %+v, %v", c, err)
+	}
+	if c, err := ChangedDuringRun(stateDir, userLink); err != nil || c == nil || c.Path != filepath.Join(project, "conf") {
+		t.Fatalf("a directory swapped in on the way to an older symlink's target: %+v, %v", c, err)
 	}
 	os.Symlink(filepath.Join(other, "tokrun.yaml"), filepath.Join(project, "tokrun.yaml"))
 	if c, err := ChangedDuringRun(stateDir, filepath.Join(link, "tokrun.yaml")); err != nil || c == nil || c.Path != filepath.Join(project, "tokrun.yaml") {
