@@ -718,3 +718,20 @@ func TestHistoryAppendsDuringTrim(t *testing.T) {
 		}
 	}
 }
+
+// The state directory, which holds the runs' proxy sockets, is made
+// private to its user when opened, also when it was made open before.
+func TestStateDirectoryIsPrivate(t *testing.T) {
+	isolateHistory(t)
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openState(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state directory mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+}
