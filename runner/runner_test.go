@@ -735,3 +735,24 @@ func TestStateDirectoryIsPrivate(t *testing.T) {
 		t.Fatalf("state directory mode %v (%v), want 0700", st.Mode().Perm(), err)
 	}
 }
+
+// A run records as places it can write its working directory and its
+// read-write mounts' sources (a policy it plants there is refused), not
+// its read-only mounts.
+func TestReadWriteMountsAreRecordedAsPlaces(t *testing.T) {
+	dir, project, rw, ro := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	s := &Sandbox{id: "mounts", st: state{dir: dir, history: filepath.Join(dir, historyFile)}, cfg: Config{
+		Dir:    project,
+		Mounts: []Mount{{Source: rw, Dest: "/rw"}, {Source: ro, Dest: "/ro", ReadOnly: true}},
+	}}
+	if err := s.recordStart(); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := s.st.windows(time.Now())
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("windows: %+v, %v", ws, err)
+	}
+	if want := []string{project, rw}; !slices.Equal(ws[0].Places, want) {
+		t.Errorf("places %v, want %v", ws[0].Places, want)
+	}
+}
