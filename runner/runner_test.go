@@ -756,3 +756,27 @@ func TestReadWriteMountsAreRecordedAsPlaces(t *testing.T) {
 		t.Errorf("places %v, want %v", ws[0].Places, want)
 	}
 }
+
+// A run whose start cannot be recorded in the history of runs does not
+// start: Run fails, saying why, before any sandbox exists.
+func TestRunNotStartedWithoutRecord(t *testing.T) {
+	isolateHistory(t)
+	stateDir := t.TempDir()
+	t.Cleanup(func() { RemoveState(stateDir) }) // should a sandbox have been made
+	s, err := New(Config{Command: []string{"/bin/true"}, Dir: t.TempDir(), StateDir: stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.st.history = t.TempDir() // a directory: no record can be appended
+	code, err := s.Run(t.Context())
+	if code != ExitFailure || err == nil || !strings.Contains(err.Error(), "recording the run in the history of runs") {
+		t.Fatalf("Run = %d, %v; want a failure to record the run", code, err)
+	}
+	if s.c != nil {
+		t.Fatal("a sandbox was created for a run whose start was not recorded")
+	}
+	if ids, err := os.ReadDir(s.st.runscRoot()); err != nil || len(ids) != 0 {
+		t.Fatalf("gVisor's state holds %v (%v), want no sandbox", ids, err)
+	}
+}
