@@ -89,16 +89,23 @@ func TestFilesystem(t *testing.T) {
 		"touch /usr/should-fail 2>/dev/null && echo USR-WRITABLE",
 		"touch /etc/should-fail 2>/dev/null && echo ETC-WRITABLE",
 		"test -s /etc/shadow && echo SHADOW-READABLE",
+		"umount /etc/ssl/private 2>/dev/null && echo MASK-UNMOUNTED",
+		"grep ^CapEff: /proc/self/status",
 		"pwd",
 	}, "; ")
 	r := w.run("", "--", "/bin/sh", "-c", script)
 	if r.code != 0 {
 		t.Fatalf("run failed:\n%s", r)
 	}
-	for _, bad := range []string{"HOST-TMP-VISIBLE", "USR-WRITABLE", "ETC-WRITABLE", "SHADOW-READABLE"} {
+	for _, bad := range []string{"HOST-TMP-VISIBLE", "USR-WRITABLE", "ETC-WRITABLE", "SHADOW-READABLE", "MASK-UNMOUNTED"} {
 		if strings.Contains(r.stdout, bad) {
 			t.Errorf("%s:\n%s", bad, r)
 		}
+	}
+	// CAP_KILL, CAP_NET_BIND_SERVICE and CAP_AUDIT_WRITE, and nothing
+	// else: with CAP_SYS_ADMIN the command could unmount the masks.
+	if !strings.Contains(r.stdout, "CapEff:\t0000000020000420\n") {
+		t.Errorf("the command's effective capabilities are not exactly kill, net_bind_service and audit_write:\n%s", r)
 	}
 	if !strings.Contains(r.stdout, w.project) {
 		t.Errorf("the command did not start in the working directory %s:\n%s", w.project, r)
