@@ -297,19 +297,24 @@ func TestDoctor(t *testing.T) {
 }
 
 // Run as root in someone else's project, the command runs as the
-// project's owner: what it creates there is the owner's, a set-user-ID
-// file it makes gives no one root, and root-only host files stay closed.
+// project's owner and group, and cannot gain privileges: what it creates
+// there is the owner's, a set-user-ID or set-group-ID file it makes gives
+// no one root, and root-only host files stay closed.
 func TestCommandRunsAsProjectOwner(t *testing.T) {
 	w := newWorld(t)
 	if err := os.Chown(w.project, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	r := w.run("", "--", "/bin/sh", "-c", `id -u; echo "home=$HOME"; cp /usr/bin/id ./suid_id && chmod 4755 suid_id; test -s /etc/shadow && echo SHADOW-READABLE; ls /etc/ssl/private/ 2>/dev/null | grep . && echo PRIVATE-LISTED; touch "$HOME/x" && echo home-writable`)
+	r := w.run("", "--", "/bin/sh", "-c", `id -u; id -g; echo "home=$HOME"; grep ^NoNewPrivs: /proc/self/status; cp /usr/bin/id ./suid_id && chmod 6755 suid_id; test -s /etc/shadow && echo SHADOW-READABLE; ls /etc/ssl/private/ 2>/dev/null | grep . && echo PRIVATE-LISTED; touch "$HOME/x" && echo home-writable`)
 	if r.code != 0 {
 		t.Fatalf("run failed:\n%s", r)
 	}
-	if !strings.HasPrefix(r.stdout, "65534\nhome=/home/tokrun\n") || !strings.Contains(r.stdout, "home-writable") {
-		t.Errorf("the command does not run as the project's owner with a home of its own:\n%s", r)
+	if !strings.HasPrefix(r.stdout, "65534\n65534\nhome=/home/tokrun\n") || !strings.Contains(r.stdout, "home-writable") {
+		t.Errorf("the command does not run as the project's owner and group with a home of its own:\n%s", r)
+	}
+	// No set-user-ID file, its own or the host's, gives it more.
+	if !strings.Contains(r.stdout, "NoNewPrivs:\t1\n") {
+		t.Errorf("the command may gain privileges:\n%s", r)
 	}
 	for _, bad := range []string{"SHADOW-READABLE", "PRIVATE-LISTED"} {
 		if strings.Contains(r.stdout, bad) {
@@ -320,8 +325,8 @@ func TestCommandRunsAsProjectOwner(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the command could not write its project: %v\n%s", err, r)
 	}
-	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != nobody {
-		t.Errorf("a file the command made is owned by uid %d, not the project's owner", sys.Uid)
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != nobody || sys.Gid != nobody {
+		t.Errorf("a set-user-ID and set-group-ID file the command made is owned by %d:%d, not the project's owner %d:%d", sys.Uid, sys.Gid, nobody, nobody)
 	}
 }
 
