@@ -182,10 +182,13 @@ func TestStuckSandboxDoesNotHangTokrun(t *testing.T) {
 }
 
 // A fork bomb fails inside the sandbox at --max-procs, instead of using
-// up the host's processes (each process inside is one on the host).
+// up the host's processes (each process inside is one on the host); the
+// command cannot raise the limit first.
 func TestMaxProcsBoundsForkBomb(t *testing.T) {
 	w := newWorld(t)
-	writeFile(t, filepath.Join(w.project, "fork.py"), `import os, time
+	writeFile(t, filepath.Join(w.project, "fork.py"), `import os, resource, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+resource.setrlimit(resource.RLIMIT_NPROC, (hard, hard))
 n = 0
 try:
     for i in range(200):
