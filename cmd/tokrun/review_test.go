@@ -46,6 +46,21 @@ func TestRefusesWritableTokrunAndVisibleState(t *testing.T) {
 		t.Errorf("the refused run created the state directory")
 	}
 
+	// The same through a mount: the binary's directory mounted read-write,
+	// the state directory's parent read-only.
+	parent := t.TempDir()
+	state := filepath.Join(parent, "state")
+	t.Cleanup(func() { removeState(t, state) })
+	for _, tt := range []struct{ state, mount, want string }{
+		{w.stateDir, filepath.Dir(tokrunBin) + ":/x", "the tokrun binary " + tokrunBin + " would be writable inside the sandbox at /x/tokrun"},
+		{state, parent + ":/x:ro", "the state directory " + state + " would be visible inside the sandbox"},
+	} {
+		r := w.runRaw("", "--key", w.keyFile, "--policy", w.policy, "--upstream-ca", w.caFile, "--state-dir", tt.state, "--mount", tt.mount, "--", "/bin/true")
+		if r.code != 125 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("--mount %s: want exit 125 and %q, got\n%s", tt.mount, tt.want, r)
+		}
+	}
+
 	// With --proxy, tokrun does not read the key, but the default key
 	// file must still not be visible.
 	cfgHome := filepath.Join(w.project, "config")
