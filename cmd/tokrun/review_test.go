@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -281,5 +282,20 @@ func TestRefusesVisibleAgentSocket(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if exitCode(t, err) != 125 || !strings.Contains(string(out), "your SSH agent's socket") {
 		t.Errorf("an SSH agent socket in the working directory: want a refusal, got %v\n%s", err, out)
+	}
+}
+
+// The Docker daemon's sockets (root on the host to whoever reaches them)
+// and the SSH agent's are among the files a run must not show.
+func TestHostSocketsAreHidden(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "/tmp/ssh-test/agent.sock")
+	var paths []string
+	for _, h := range hostSockets() {
+		paths = append(paths, h.Path)
+	}
+	for _, want := range []string{"/run/docker.sock", "/var/run/docker.sock", "/tmp/ssh-test/agent.sock"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("hostSockets lacks %s: %v", want, paths)
+		}
 	}
 }
