@@ -54,13 +54,14 @@ except urllib.error.URLError as e:
 	}
 }
 
-// startTokproxy starts a tokproxy daemon with policy and key, in dir
-// (relative paths are dir's), and returns its socket and CA certificate.
-func startTokproxy(t *testing.T, w *world, dir, policy, key string) (sock, ca string) {
+// startTokproxy starts a tokproxy daemon with policy and key, and the
+// further flags extra, in dir (relative paths are dir's), and returns its
+// socket and CA certificate.
+func startTokproxy(t *testing.T, w *world, dir, policy, key string, extra ...string) (sock, ca string) {
 	t.Helper()
 	sock = filepath.Join(t.TempDir(), "proxy.sock")
 	state := filepath.Join(t.TempDir(), "state")
-	proxyCmd := exec.Command(tokproxyBin, "serve", "--listen", "unix:"+sock, "--policy", policy, "--key", key, "--upstream-ca", w.caFile, "--state-dir", state)
+	proxyCmd := exec.Command(tokproxyBin, append([]string{"serve", "--listen", "unix:" + sock, "--policy", policy, "--key", key, "--upstream-ca", w.caFile, "--state-dir", state}, extra...)...)
 	proxyCmd.Dir = dir
 	stderr, _ := proxyCmd.StderrPipe()
 	if err := proxyCmd.Start(); err != nil {
@@ -95,8 +96,8 @@ with urllib.request.urlopen("`+w.apiURL("/v1/via-daemon")+`", timeout=30) as r:
 }
 
 // With --proxy, the daemon's files are found from its command line: its
-// key may not show inside, nor its policy be writable there (the daemon
-// reloads it), relative paths included.
+// key and its clients' tokens may not show inside, nor its policy be
+// writable there (the daemon reloads it), relative paths included.
 func TestExternalProxyDaemonFilesAreGuarded(t *testing.T) {
 	w := newWorld(t)
 	b, err := os.ReadFile(w.policy)
@@ -109,13 +110,17 @@ func TestExternalProxyDaemonFilesAreGuarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(w.project, "proxy-key.txt"), string(k), 0o600)
+	writeFile(t, filepath.Join(w.project, "tokens.txt"), "ci "+strings.Repeat("ab", 32)+"\n", 0o600)
 	for _, tt := range []struct {
-		name, policy, key, want string
+		name, policy, key string
+		extra             []string
+		want              string
 	}{
-		{"policy in the working directory", "proxy-policy.yaml", w.keyFile, "the proxy's policy " + filepath.Join(w.project, "proxy-policy.yaml") + " would be writable inside the sandbox"},
-		{"key in the working directory", w.policy, "proxy-key.txt", "the proxy's private key " + filepath.Join(w.project, "proxy-key.txt") + " would be visible inside the sandbox"},
+		{"policy in the working directory", "proxy-policy.yaml", w.keyFile, nil, "the proxy's policy " + filepath.Join(w.project, "proxy-policy.yaml") + " would be writable inside the sandbox"},
+		{"key in the working directory", w.policy, "proxy-key.txt", nil, "the proxy's private key " + filepath.Join(w.project, "proxy-key.txt") + " would be visible inside the sandbox"},
+		{"client tokens in the working directory", w.policy, w.keyFile, []string{"--token-file", "tokens.txt"}, "the proxy's client tokens " + filepath.Join(w.project, "tokens.txt") + " would be visible inside the sandbox"},
 	} {
-		sock, ca := startTokproxy(t, w, w.project, tt.policy, tt.key)
+		sock, ca := startTokproxy(t, w, w.project, tt.policy, tt.key, tt.extra...)
 		r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", ca, "--", "/bin/true")
 		if r.code != 125 || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("%s: want exit 125 and %q, got\n%s", tt.name, tt.want, r)
