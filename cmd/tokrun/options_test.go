@@ -211,7 +211,7 @@ func TestExternalProxyUnseenDaemonWarns(t *testing.T) {
 
 // What listens on the --proxy socket but is not "tokproxy serve" (a
 // wrapper, a service manager) cannot have its files checked: tokrun says
-// so. A daemon without --state-dir keeps its CA key in its default state
+// so, and still refuses to show a CA key beside the --proxy-ca file. A daemon without --state-dir keeps its CA key in its default state
 // directory, found from its environment: inside the working directory,
 // the run is refused.
 func TestExternalProxyFilesFromTheDaemonItself(t *testing.T) {
@@ -234,6 +234,15 @@ func TestExternalProxyFilesFromTheDaemonItself(t *testing.T) {
 	r := w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", w.caFile, "--", "/bin/true")
 	if r.code != 0 || !strings.Contains(r.stderr, "cannot tell the tokproxy daemon's files") {
 		t.Fatalf("a listener that is not tokproxy serve: want a warning, got\n%s", r)
+	}
+	// Its CA key, where a daemon keeps it beside the certificate given
+	// with --proxy-ca, is still refused.
+	caCopy := filepath.Join(w.project, "ca.pem")
+	writeFile(t, caCopy, string(w.ca.certPEM), 0o644)
+	writeFile(t, filepath.Join(w.project, "ca-key.pem"), "-----BEGIN EC PRIVATE KEY-----\n-----END EC PRIVATE KEY-----\n", 0o600)
+	r = w.runRaw("", "--state-dir", w.stateDir, "--proxy", "unix:"+sock, "--proxy-ca", caCopy, "--", "/bin/true")
+	if want := "the proxy's CA key " + filepath.Join(w.project, "ca-key.pem") + " would be visible inside the sandbox"; r.code != 125 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("a listener that is not tokproxy serve, its CA key in the working directory: want exit 125 and %q, got\n%s", want, r)
 	}
 
 	home := filepath.Join(w.project, "home")
