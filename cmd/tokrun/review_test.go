@@ -130,8 +130,8 @@ func TestStoppedInitDoesNotHangTokrun(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		t.Logf("tokrun ended by itself: %v", err)
-		return
+		// Not a hang, but nothing left to test: init was not stopped.
+		t.Skipf("tokrun ended by itself (%v): this gVisor did not stop init on kill -STOP 1", err)
 	case <-time.After(3 * time.Second):
 	}
 	// One SIGTERM is enough: tokrun wakes init (SIGCONT) to pass it on.
