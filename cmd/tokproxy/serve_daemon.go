@@ -461,8 +461,9 @@ wait:
 			}
 			break wait
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				continue // no reloads while stopping
+			if sig == syscall.SIGHUP { // logrotate's, say: no reload, and no stop either
+				d.log.Info("SIGHUP while draining: no reload; still draining")
+				continue
 			}
 			d.log.Warn("second signal; stopping at once", "signal", sig.String())
 			status = exitError

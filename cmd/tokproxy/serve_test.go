@@ -245,6 +245,12 @@ func TestServeEndToEnd(t *testing.T) {
 			c.Close()
 			t.Error("the TCP listener still accepts while draining")
 		}
+		// A SIGHUP while draining (logrotate's postrotate) neither
+		// reloads nor cuts the drain short.
+		d.signal(syscall.SIGHUP)
+		waitFor(t, "the SIGHUP to be taken", func() bool {
+			return strings.Contains(d.stderr.String(), "SIGHUP while draining: no reload; still draining")
+		})
 		close(f.up.release)
 		r := <-res
 		if r.err != nil || r.status != http.StatusOK || r.body != "hello from upstream: GET /slow\n" {
