@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,21 +12,24 @@ import (
 // TestKeygenToReadableFile: a key file redirected into a file others can
 // read is written, with a warning that says so.
 func TestKeygenToReadableFile(t *testing.T) {
-	out, err := os.OpenFile(filepath.Join(t.TempDir(), "key.txt"), os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if err := out.Chmod(0o644); err != nil { // whatever the umask
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	e := &env{stdout: out, stderr: &stderr}
-	if code := e.run([]string{"keygen"}); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	if !strings.HasPrefix(stderr.String(), "sealctl: warning: writing a private key to a file that group or others can read (mode 0644)") {
-		t.Errorf("stderr = %q, want a warning first", stderr.String())
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		out, err := os.OpenFile(filepath.Join(t.TempDir(), "key.txt"), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Chmod(mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		e := &env{stdout: out, stderr: &stderr}
+		if code := e.run([]string{"keygen"}); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		out.Close()
+		want := fmt.Sprintf("sealctl: warning: writing a private key to a file that group or others can read (mode %04o)", mode)
+		if !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("mode %04o: stderr = %q, want a warning first", mode, stderr.String())
+		}
 	}
 }
 
