@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -183,6 +184,27 @@ func TestProxyBasicAuthentication(t *testing.T) {
 		}
 		if err == nil {
 			resp.Body.Close()
+		}
+	}
+	// Only Bearer and Basic carry a token; another scheme with Basic's
+	// encoding is no credential.
+	for header, want := range map[string]int{
+		"Bearer basic-token": 200,
+		"bearer basic-token": 200,
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("a:basic-token")):  200,
+		"Digest " + base64.StdEncoding.EncodeToString([]byte("a:basic-token")): 407,
+		"Token basic-token": 407,
+		"basic-token":       407,
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "CONNECT open.example.com:443 HTTP/1.1\r\nHost: open.example.com:443\r\nProxy-Authorization: %s\r\n\r\n", header)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil || resp.StatusCode != want {
+			t.Errorf("Proxy-Authorization %.12s...: %v %v, want %d", header, resp, err, want)
 		}
 	}
 	if strings.Contains(h.audit.String(), "basic-token") {
